@@ -1,0 +1,184 @@
+"""Decode the dataset's images once to fixed-size uint8 arrays and cache them on disk.
+
+Pillow and NumPy only (no TensorFlow): the same arrays feed Keras on any backend.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .dataset import CLASSES, list_images, patient_id
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class ImageSet:
+    """Decoded images of one split.
+
+    images: uint8 array (N, size, size), grayscale; labels: int array (N,), index into CLASSES;
+    names: paths relative to the dataset root; groups: patient id per image; skipped: unreadable files.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    groups: np.ndarray
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "ImageSet":
+        """The images at ``index`` (an integer or boolean array)."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return ImageSet(self.images[index], self.labels[index], [self.names[i] for i in index],
+                        self.groups[index], list(self.skipped))
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of images per class name."""
+        return {cls: int((self.labels == i).sum()) for i, cls in enumerate(CLASSES)}
+
+
+def default_cache_dir() -> Path:
+    """``$WORKSHOP_CACHE_DIR``, else ``~/.cache/pneumonia-workshop``."""
+    return Path(os.environ.get("WORKSHOP_CACHE_DIR", Path.home() / ".cache" / "pneumonia-workshop"))
+
+
+def _to_uint8(img: Image.Image) -> Image.Image:
+    """Any Pillow mode (1, L, P, RGB, RGBA, LA, I;16, I, F, CMYK) to 8-bit grayscale."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = float(arr.max())
+        scale = 255.0 / top if top > 255 else 1.0
+        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("L")
+
+
+def decode_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode one image file to a (size, size) uint8 grayscale array (squashed, not cropped).
+
+    Large JPEGs are decoded at reduced size (Pillow's ``draft``), which is several times faster.
+    Raises OSError (or ValueError) for a corrupt or truncated file.
+    """
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("L", (size, size))
+        img.load()
+        img = _to_uint8(img)
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _try_decode(path: str, size: int) -> np.ndarray | None:
+    try:
+        return decode_image(path, size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        warnings.warn(f"Skipped unreadable image {path}: {err}", stacklevel=3)
+        return None
+
+
+def _cache_key(paths: list[str], size: int) -> str:
+    h = hashlib.sha1(f"v{CACHE_VERSION}|{size}".encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"|{p.rsplit(os.sep, 3)[-3:]}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_split(root: str | Path, split: str | tuple[str, ...], image_size: int = 150,
+               cache_dir: str | Path | None = None, limit_per_class: int | None = None, seed: int = 0,
+               progress: bool = True) -> ImageSet:
+    """Decode every image of ``split`` (or of several splits together) to ``image_size`` pixels, or
+    read them from the on-disk cache.
+
+    The cache is keyed by image size and the files' names, sizes and modification times, so a
+    changed dataset is decoded again. ``limit_per_class`` keeps a reproducible random subset (quick
+    mode) before decoding. Unreadable files are named in a warning, skipped and listed in ``skipped``.
+    """
+    root = Path(root)
+    split_names = (split,) if isinstance(split, str) else tuple(split)
+    paths: list[str] = []
+    label_list: list[int] = []
+    for name in split_names:
+        listing = list_images(root, name)
+        paths += listing.paths
+        label_list += listing.labels
+    labels = np.asarray(label_list, dtype=np.int64)
+    if limit_per_class is not None:
+        rng = np.random.default_rng(seed)
+        keep = np.sort(np.concatenate([
+            rng.permutation(np.flatnonzero(labels == c))[:limit_per_class] for c in range(len(CLASSES))
+        ]))
+        paths, labels = [paths[i] for i in keep], labels[keep]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stem = cache / f"{'+'.join(split_names)}-{image_size}px-{_cache_key(paths, image_size)}"
+    if stem.with_suffix(".json").exists() and stem.with_suffix(".npy").exists():
+        meta = json.loads(stem.with_suffix(".json").read_text())
+        if meta["skipped"]:
+            warnings.warn(f"{split_names}: {len(meta['skipped'])} unreadable images were skipped when this "
+                          f"cache was built: {', '.join(meta['skipped'][:5])}", stacklevel=2)
+        return ImageSet(np.load(stem.with_suffix(".npy")), np.asarray(meta["labels"], dtype=np.int64),
+                        meta["names"], np.array([patient_id(n) for n in meta["names"]]), meta["skipped"])
+
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        arrays = list(tqdm(pool.map(lambda p: _try_decode(p, image_size), paths), total=len(paths),
+                           desc=f"Decoding {'+'.join(split_names)} at {image_size}px", disable=not progress))
+    ok = np.array([a is not None for a in arrays], dtype=bool)
+    rel = [os.path.relpath(p, root) for p in paths]
+    skipped = [r for r, good in zip(rel, ok) if not good]
+    if skipped:
+        warnings.warn(f"{split_names}: skipped {len(skipped)} unreadable images of {len(paths)}: "
+                      f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
+    images = (np.stack([a for a in arrays if a is not None]) if ok.any()
+              else np.zeros((0, image_size, image_size), np.uint8))
+    labels = labels[ok] if len(paths) else labels
+    names = [r for r, good in zip(rel, ok) if good]
+
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = stem.with_name(stem.name + ".tmp.npy")
+    np.save(tmp, images)
+    tmp.replace(stem.with_suffix(".npy"))
+    meta = {"labels": labels.tolist(), "names": names, "skipped": skipped}
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    return ImageSet(images, labels, names, np.array([patient_id(n) for n in names]), skipped)
+
+
+def load_dataset(root: str | Path, image_size: int = 150, cache_dir: str | Path | None = None,
+                 limit_per_class: int | None = None, seed: int = 0,
+                 progress: bool = True) -> dict[str, ImageSet]:
+    """Load ``{"train": ..., "test": ...}``, with the official 16-image val split folded into train.
+
+    The official val split is too small to be a validation set (8 images per class); carve one from
+    train by patient with :func:`workshop_utils.splits.patient_split` instead.
+    """
+    return {
+        "train": load_split(root, ("train", "val"), image_size, cache_dir, limit_per_class, seed, progress),
+        "test": load_split(root, "test", image_size, cache_dir, limit_per_class, seed, progress),
+    }
+
+
+def original_sizes(root: str | Path, split: str = "train") -> np.ndarray:
+    """(width, height) of every image of ``split`` as stored on disk, read from the file headers only."""
+    sizes = []
+    for path in list_images(root, split, warn=False).paths:
+        with Image.open(path) as img:
+            sizes.append(img.size)
+    return np.array(sizes, dtype=np.int64).reshape(-1, 2)

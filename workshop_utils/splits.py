@@ -1,0 +1,38 @@
+"""Patient-level validation split and class weights."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.class_weight import compute_class_weight
+
+
+def patient_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float = 0.2,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (train, validation), stratified by class and disjoint by patient.
+
+    Every image of a patient lands on the same side, so validation never sees a patient that
+    training saw. Uses scikit-learn's StratifiedGroupKFold with ``round(1 / val_fraction)`` folds
+    and keeps the first fold as validation; the same seed gives the same split.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    n_splits = max(2, round(1 / val_fraction))
+    if len(np.unique(groups)) < n_splits:
+        raise ValueError(f"Only {len(np.unique(groups))} patients: too few for a {val_fraction:.0%} "
+                         "patient-level validation split. Use more images (quick mode: raise the subset).")
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_idx, val_idx = next(folds.split(np.zeros(len(labels)), labels, groups))
+    return train_idx, val_idx
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced class weights as the ``{class_index: weight}`` dict that ``model.fit`` applies.
+
+    ``n_samples / (n_classes * n_in_class)``: the minority class (NORMAL) weighs more. Keras only
+    applies a dict; the original workshop passed sklearn's array, which Keras 2.2 silently ignored.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights)}

@@ -1,0 +1,76 @@
+"""A small synthetic dataset in the real dataset's on-disk layout, for offline demos and fast tests.
+
+PNEUMONIA images carry bright blotches in the lung fields; NORMAL images do not. Sizes and modes vary
+(grayscale, RGB, RGBA, 16-bit PNG) like the real data's quirks. Deterministic for a given seed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .dataset import CLASSES
+
+DEFAULT_COUNTS = {
+    "train": {"NORMAL": 60, "PNEUMONIA": 150},
+    "val": {"NORMAL": 4, "PNEUMONIA": 4},
+    "test": {"NORMAL": 30, "PNEUMONIA": 45},
+}
+
+
+def _chest(rng: np.random.Generator, w: int, h: int, sick: bool) -> np.ndarray:
+    img = Image.new("L", (w, h), int(rng.integers(10, 40)))
+    draw = ImageDraw.Draw(img)
+    for cx in (0.3, 0.7):  # two dark lung fields inside a brighter body
+        draw.ellipse([w * (cx - 0.17), h * 0.2, w * (cx + 0.17), h * 0.85], fill=int(rng.integers(50, 80)))
+    draw.rectangle([w * 0.46, h * 0.1, w * 0.54, h * 0.95], fill=int(rng.integers(150, 200)))  # spine
+    if sick:
+        for _ in range(int(rng.integers(2, 5))):
+            cx = w * rng.choice([0.3, 0.7]) + w * rng.normal(0, 0.05)
+            cy = h * rng.uniform(0.35, 0.75)
+            r = w * rng.uniform(0.05, 0.1)
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=int(rng.integers(150, 220)))
+    img = img.filter(ImageFilter.GaussianBlur(radius=max(1, w // 60)))
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 8, (h, w))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _name(cls: str, i: int, rng: np.random.Generator) -> str:
+    if cls == "NORMAL":
+        patient = 1000 + i // 2  # two images per patient
+        return f"IM-{patient:04d}-{i % 2 + 1:04d}.jpeg"
+    person = 100 + i // 3  # up to three images per person
+    kind = "bacteria" if rng.random() < 0.65 else "virus"
+    return f"person{person}_{kind}_{i}.jpeg"
+
+
+def make_synthetic_dataset(root: str | Path, counts: dict | None = None, seed: int = 0,
+                           min_size: int = 64, max_size: int = 160) -> Path:
+    """Write a synthetic dataset under ``root/chest_xray`` and return that folder.
+
+    ``counts`` is ``{split: {class: n}}`` (default DEFAULT_COUNTS). Most files are grayscale JPEGs;
+    every 7th is RGB, every 11th an RGBA PNG and every 13th a 16-bit PNG (saved with a .png suffix).
+    """
+    counts = DEFAULT_COUNTS if counts is None else counts
+    rng = np.random.default_rng(seed)
+    out = Path(root) / "chest_xray"
+    for s, split in enumerate(counts):
+        for cls in CLASSES:
+            folder = out / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(counts[split].get(cls, 0)):
+                w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
+                arr = _chest(rng, w, h, cls == "PNEUMONIA")
+                name = _name(cls, i + 10_000 * s, rng)
+                k = i + 1
+                if k % 13 == 0:
+                    Image.fromarray(arr.astype(np.uint16) * 257).save(folder / name.replace(".jpeg", ".png"))
+                elif k % 11 == 0:
+                    rgba = np.dstack([arr, arr, arr, np.full_like(arr, 255)])
+                    Image.fromarray(rgba, "RGBA").save(folder / name.replace(".jpeg", ".png"))
+                elif k % 7 == 0:
+                    Image.fromarray(arr).convert("RGB").save(folder / name, quality=90)
+                else:
+                    Image.fromarray(arr).save(folder / name, quality=90)
+    return out
