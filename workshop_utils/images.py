@@ -41,6 +41,8 @@ class ImageSet:
     def subset(self, index: np.ndarray) -> "ImageSet":
         """The images at ``index`` (an integer or boolean array)."""
         index = np.asarray(index)
+        if index.size == 0:
+            index = index.astype(np.int64)
         if index.dtype == bool:
             index = np.flatnonzero(index)
         return ImageSet(self.images[index], self.labels[index], [self.names[i] for i in index],
@@ -59,10 +61,11 @@ def default_cache_dir() -> Path:
 def _to_uint8(img: Image.Image) -> Image.Image:
     """Any Pillow mode (1, L, P, RGB, RGBA, LA, I;16, I, F, CMYK) to 8-bit grayscale."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = float(arr.max())
-        scale = 255.0 / top if top > 255 else 1.0
-        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+        # Scale by the smallest bit depth holding the values: true 16-bit /257, 12-bit data /16.06, 8-bit as is.
+        arr = np.asarray(img, dtype=np.float64)
+        bits = max(8, int(np.ceil(np.log2(max(float(arr.max()), 1.0) + 1))))
+        arr = np.round(arr * 255.0 / (2 ** bits - 1))
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))

@@ -51,12 +51,13 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5, n_b
     ``y_prob`` is the predicted probability of PNEUMONIA. Returns ``{"accuracy": {"value", "low",
     "high"}, ..., "confusion": [[TN, FP], [FN, TP]], "n": N, "threshold": t}``.
     """
-    y_true = np.asarray(y_true).astype(int).ravel()
+    y_true = np.asarray(y_true).ravel()
     y_prob = np.asarray(y_prob, dtype=float).ravel()
     if y_true.shape != y_prob.shape:
         raise ValueError(f"y_true has {y_true.size} labels but y_prob has {y_prob.size} probabilities.")
     if not np.isin(y_true, [0, 1]).all():
-        raise ValueError("y_true must hold 0 (NORMAL) and 1 (PNEUMONIA) only.")
+        raise ValueError("y_true must hold 0 (NORMAL) and 1 (PNEUMONIA) only; did you swap y_true and y_prob?")
+    y_true = y_true.astype(int)
     point = _point(y_true, y_prob, threshold)
     boots = _bootstrap(y_true, y_prob, threshold, n_boot, seed)
     result: dict = {}

@@ -28,7 +28,7 @@ def prepare_data(data_dir: str | None) -> str:
         return "synthetic"
     if data_dir is None:
         return str(download.download_dataset())
-    root = dataset.find_dataset_root(data_dir)
+    root = dataset.find_dataset_root(Path(data_dir).expanduser().resolve())
     counts = dataset.count_images(root)
     print(f"Data: {root}  " + "  ".join(f"{s} {sum(c.values())}" for s, c in counts.items()))
     return str(root)
@@ -36,7 +36,7 @@ def prepare_data(data_dir: str | None) -> str:
 
 def run_series(out_dir: Path, data_dir: str | None = None, quick: bool = False, image_size: int = 150,
                epochs: int = 30, weights: str | None = "imagenet", seed: int = 42,
-               only: list[str] | None = None) -> int:
+               only: list[str] | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> int:
     """Execute the lessons into ``out_dir``; stop at the first failing notebook. Returns an exit code."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -44,7 +44,7 @@ def run_series(out_dir: Path, data_dir: str | None = None, quick: bool = False, 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     root = prepare_data(data_dir)
-    notebooks = [p for p in lesson_notebooks() if not only or any(p.name.startswith(o) for o in only)]
+    notebooks = [p for p in lesson_notebooks(notebook_dir) if not only or any(p.name.startswith(o) for o in only)]
     params = {"DATA_DIR": root, "QUICK": quick, "IMAGE_SIZE": image_size, "EPOCHS": epochs,
               "WEIGHTS": weights, "SEED": seed, "RESULTS_FILE": str(out_dir / "results.json"),
               "MODEL_DIR": str(out_dir / "models")}
