@@ -1,4 +1,4 @@
-"""Command line: ``python -m workshop_utils {download,run} ...``."""
+"""Command line: ``python -m workshop_utils {download,run,predict,check,kit} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     from . import runner
 
     runner.add_run_arguments(sub.add_parser("run", help="run every lesson notebook in order"))
+    from . import check, kit, predict
+
+    predict.add_predict_arguments(sub.add_parser(
+        "predict", help="classify image files with a saved lesson model (optionally with Grad-CAM)"))
+    check.add_check_arguments(sub.add_parser("check", help="check that this machine is ready for the workshop"))
+    kit.add_kit_arguments(sub.add_parser(
+        "kit", help="build the offline kit: dataset + VGG16 weights in one folder, with a README"))
     return parser
 
 
@@ -28,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import runner
 
         return runner.main_run(args)
+    if args.command in ("predict", "check", "kit"):
+        from . import check, kit, predict
+
+        return {"predict": predict.main_predict, "check": check.main_check, "kit": kit.main_kit}[args.command](args)
     return 2
 
 

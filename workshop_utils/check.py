@@ -1,0 +1,227 @@
+"""Is this machine ready for the workshop? ``python -m workshop_utils check [--data-dir DIR] [--weights FILE]``
+
+One line per item, OK / WARN / FAIL, and what to do about each item that is not OK. Exit code 0 when
+nothing FAILs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from . import dataset, download, weights
+
+#: Size in bytes of Keras' VGG16 ImageNet weights without the classifier (VGG16_NOTOP_FILE).
+VGG16_NOTOP_SIZE = 58_889_256
+GB = 1024 ** 3
+
+#: (shown name, distribution names to try, minimum version, pip name); the project's requirements.
+PACKAGES: list[tuple[str, tuple[str, ...], str, str]] = [
+    ("keras", ("keras",), "3.3", "keras"),
+    ("numpy", ("numpy",), "1.26", "numpy"),
+    ("scikit-learn", ("scikit-learn",), "1.4", "scikit-learn"),
+    ("matplotlib", ("matplotlib",), "3.8", "matplotlib"),
+    ("seaborn", ("seaborn",), "0.13", "seaborn"),
+    ("papermill", ("papermill",), "2.5", "papermill"),
+    ("Pillow", ("pillow", "Pillow"), "10.0", "pillow"),
+]
+BACKEND_PACKAGES = {
+    "tensorflow": ("tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel",
+                                  "tf-nightly"), "2.16", "tensorflow"),
+    "jax": ("jax", ("jax",), "0.4.20", "jax"),
+    "torch": ("torch", ("torch",), "2.1", "torch"),
+}
+
+
+@dataclass
+class Item:
+    """One checked item: status "OK", "WARN" or "FAIL", what was found, and what to do if not OK."""
+
+    status: str
+    name: str
+    detail: str
+    fix: str = ""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(m.group()) for part in version.split(".")[:3] if (m := re.match(r"\d+", part)))
+
+
+def check_python() -> Item:
+    """Python 3.10 or newer."""
+    version = platform.python_version()
+    if sys.version_info >= (3, 10):
+        return Item("OK", "Python", version)
+    return Item("FAIL", "Python", f"{version} is too old",
+                "install Python 3.10 or newer (e.g. via conda or python.org)")
+
+
+def keras_backend() -> str:
+    """The Keras backend that will be used (KERAS_BACKEND, else keras.json, else tensorflow), without
+    importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "keras.json"
+    try:
+        return json.loads(config.read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _check_package(name: str, dists: tuple[str, ...], minimum: str, pip_name: str) -> Item:
+    for dist in dists:
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        if _version_tuple(version) >= _version_tuple(minimum):
+            return Item("OK", name, version)
+        return Item("FAIL", name, f"{version} is older than {minimum}", f'pip install -U "{pip_name}>={minimum}"')
+    return Item("FAIL", name, "not installed", f'pip install "{pip_name}>={minimum}"')
+
+
+def check_packages() -> list[Item]:
+    """The required packages and the active backend's package, with minimum versions."""
+    backend = keras_backend()
+    items = [_check_package(*spec) for spec in PACKAGES]
+    if backend in BACKEND_PACKAGES:
+        item = _check_package(*BACKEND_PACKAGES[backend])
+        item.name += f" (Keras backend {backend})"
+        items.insert(1, item)
+    else:
+        items.insert(1, Item("FAIL", "Keras backend", f"unknown backend {backend!r}",
+                             "export KERAS_BACKEND=tensorflow"))
+    return items
+
+
+def _format_counts(counts: dict[str, dict[str, int]]) -> str:
+    return ", ".join(f"{split} " + " + ".join(map(str, per_class.values())) for split, per_class in counts.items())
+
+
+def check_dataset(data_dir: str | Path | None = None, expected: dict | None = None) -> Item:
+    """The dataset is found and its counts match ``expected`` (default: the official counts).
+
+    A copy whose train (and val) match but whose test split differs (the shared downsized copy) is a WARN.
+    """
+    folder = Path(data_dir).expanduser() if data_dir else download.default_data_dir()
+    try:
+        root = dataset.find_dataset_root(folder)
+    except dataset.DatasetNotFoundError:
+        return Item("FAIL", "Dataset", f"not found in {folder}",
+                    "python -m workshop_utils download   (or point WORKSHOP_DATA_DIR / --data-dir at your copy)")
+    expected = dataset.OFFICIAL_COUNTS if expected is None else expected
+    counts = dataset.count_images(root)
+    found = f"{root}: {_format_counts(counts)} (NORMAL + PNEUMONIA)"
+    differ = [split for split, per_class in expected.items()
+              if not (split == "val" and split not in counts) and counts.get(split, {}) != per_class]
+    if not differ:
+        return Item("OK", "Dataset", found)
+    wanted = _format_counts({split: expected[split] for split in differ})
+    if differ == ["test"]:
+        return Item("WARN", "Dataset", f"{found}; the test split differs from the official one ({wanted}): a "
+                    "downsized copy", "fine for the workshop; test scores are not comparable with published ones")
+    return Item("FAIL", "Dataset", f"{found}; expected {wanted}",
+                "the copy is incomplete: delete it and run python -m workshop_utils download")
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_weights(weights_file: str | Path | None = None) -> Item:
+    """The VGG16 ImageNet weights file (Keras' cache, or ``weights_file``): present, complete, md5 right."""
+    path = Path(weights_file).expanduser() if weights_file else weights.keras_models_dir() / weights.VGG16_NOTOP_FILE
+    if not path.is_file():
+        return Item("FAIL", "VGG16 weights", f"{path} not found",
+                    'online: python -c "from workshop_utils import weights; weights.vgg16_weights()"; offline: '
+                    "export KERAS_HOME=<kit>/keras (see the kit's README.txt)")
+    size = path.stat().st_size
+    if _md5(path) == weights.VGG16_NOTOP_MD5:
+        return Item("OK", "VGG16 weights", f"{path} ({size / 1e6:.1f} MB, md5 ok)")
+    what = (f"incomplete ({size / 1e6:.1f} of {VGG16_NOTOP_SIZE / 1e6:.1f} MB)" if size < VGG16_NOTOP_SIZE
+            else "damaged (wrong md5)")
+    return Item("FAIL", "VGG16 weights", f"{path} is {what}", f"delete {path} and get it again")
+
+
+def check_gpu() -> Item:
+    """Whether the Keras backend starts and sees a GPU (imports Keras and its backend)."""
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        from .environment import gpu_devices
+
+        gpus, backend = gpu_devices(), keras.backend.backend()
+    except Exception as exc:  # a broken install raises anything
+        return Item("FAIL", "Keras", f"could not start: {exc}", "reinstall: pip install -U keras tensorflow")
+    if gpus:
+        return Item("OK", "GPU", f"{', '.join(gpus)} (Keras backend {backend})")
+    return Item("WARN", "GPU", f"none found (Keras backend {backend}): training runs on the CPU, slowly",
+                "keep QUICK = True or a small IMAGE_SIZE in the lessons, or use Colab with a GPU runtime")
+
+
+def check_disk(data_dir: str | Path | None = None, dataset_present: bool = True) -> Item:
+    """Free space where the data lives: about 1 GB for caches and models, 3 GB more to download the dataset."""
+    folder = Path(data_dir).expanduser() if data_dir else download.default_data_dir()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    need = 1 * GB if dataset_present else 4 * GB
+    detail = f"{free / GB:.1f} GB free in {folder}"
+    if free < need:
+        return Item("FAIL", "Disk space", f"{detail}, need about {need / GB:.0f} GB", "free some disk space")
+    if free < 2 * need:
+        return Item("WARN", "Disk space", f"{detail}, little room to spare", "free some disk space")
+    return Item("OK", "Disk space", detail)
+
+
+def run_checks(data_dir: str | Path | None = None, weights_file: str | Path | None = None,
+               expected: dict | None = None, gpu: bool = True) -> list[Item]:
+    """Every check, in order. ``expected`` overrides the dataset counts; ``gpu=False`` skips starting Keras."""
+    items = [check_python(), *check_packages()]
+    data = check_dataset(data_dir, expected)
+    items += [data, check_weights(weights_file)]
+    if gpu:
+        items.append(check_gpu())
+    items.append(check_disk(data_dir, dataset_present=data.status != "FAIL"))
+    return items
+
+
+def format_item(item: Item) -> str:
+    """``FAIL  Dataset: not found in ...`` plus an indented ``-> what to do`` line when not OK."""
+    line = f"{item.status:<5} {item.name}: {item.detail}"
+    return line + (f"\n      -> {item.fix}" if item.fix and item.status != "OK" else "")
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``check`` sub-command's options to ``parser``."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the dataset folder (default: $WORKSHOP_DATA_DIR, else ./data in a checkout)")
+    parser.add_argument("--weights", type=Path, default=None, metavar="FILE",
+                        help=f"the VGG16 weights file (default: $KERAS_HOME/models/{weights.VGG16_NOTOP_FILE})")
+
+
+def main_check(args: argparse.Namespace) -> int:
+    """Run the ``check`` sub-command: print every item; 0 when nothing FAILs, else 1."""
+    items = run_checks(args.data_dir, args.weights, expected=getattr(args, "expected", None))
+    for item in items:
+        print(format_item(item), flush=True)
+    failed = [item.name for item in items if item.status == "FAIL"]
+    warned = sum(item.status == "WARN" for item in items)
+    if failed:
+        print(f"\nNOT READY: fix {', '.join(failed)} (see the -> lines) and run the check again.")
+        return 1
+    print(f"\nREADY{f' ({warned} warning(s): see the -> lines)' if warned else ''}.")
+    return 0
