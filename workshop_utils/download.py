@@ -203,7 +203,7 @@ def unpack_archive(archive: str | Path, dest: str | Path, progress: bool = True)
 
 # --------------------------------------------------------------------------- the dataset
 
-def _complete_copy(data_dir: Path, expected: dict | None) -> Path | None:
+def complete_copy(data_dir: Path, expected: dict | None) -> Path | None:
     """The verified dataset root under ``data_dir``, or None if there is no complete copy."""
     try:
         root = dataset.find_dataset_root(data_dir)
@@ -280,7 +280,7 @@ def download_dataset(data_dir: str | Path | None = None, source: str = "mendeley
         raise ValueError("url only applies to the 'mendeley' (HTTP) source.")
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
 
-    root = _complete_copy(data_dir, expected)
+    root = complete_copy(data_dir, expected)
     if root is not None:
         return root
 

@@ -56,15 +56,6 @@ Rebuild or complete the kit with: python -m workshop_utils kit KIT   (a complete
 """
 
 
-def _verified_root(data_dir: Path, expected: dict | None) -> Path | None:
-    try:
-        root = dataset.find_dataset_root(data_dir)
-        dataset.verify_dataset(root, expected)
-    except (dataset.DatasetNotFoundError, dataset.DatasetIncompleteError):
-        return None
-    return root
-
-
 def _stage(source: Path, target: Path) -> None:
     """``target`` becomes a hard link to ``source``, or a copy where links are impossible."""
     target.unlink(missing_ok=True)
@@ -106,7 +97,7 @@ def kit_dataset(data_dir: Path, source: str = "mendeley", dataset_archive: str |
                 expected: dict | None = None, progress: bool = True) -> Path:
     """A verified dataset in ``data_dir``: kept if complete, else unpacked from ``dataset_archive`` or
     downloaded from ``source``. The downloaded archive is deleted once unpacked (it would double the kit)."""
-    root = _verified_root(data_dir, expected)
+    root = download.complete_copy(data_dir, expected)
     if root is not None:
         return root
     if dataset_archive is not None:
