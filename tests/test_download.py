@@ -366,3 +366,13 @@ def test_cli_rejects_url_with_kaggle(tmp_path, capsys):
     args = _cli_args("--data-dir", str(tmp_path), "--source", "kaggle", "--url", "http://example.invalid/a.zip")
     assert download.main_download(args) == 1
     assert "mendeley" in capsys.readouterr().err
+
+
+def test_locate_dataset_synthetic_from_the_environment(tmp_path, monkeypatch):
+    from workshop_utils.download import locate_dataset
+
+    monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKSHOP_DATA_DIR", "synthetic")
+    root = locate_dataset(None)
+    assert root == tmp_path / "cache" / "synthetic" / "chest_xray"
+    assert (root / "train" / "NORMAL").is_dir()

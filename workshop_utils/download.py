@@ -330,10 +330,11 @@ def main_download(args: argparse.Namespace) -> int:
 def locate_dataset(data_dir: str | Path | None = None) -> Path:
     """The dataset root the lessons use.
 
-    ``None``: the default data folder (:func:`default_data_dir`); ``"synthetic"``: a small generated
+    ``None``: ``$WORKSHOP_DATA_DIR``, else the default data folder (:func:`default_data_dir`); ``"synthetic"``: a small generated
     dataset (made once under the cache folder) for offline demos and tests; any other value: a folder
     holding the dataset at any nesting. Raises DatasetNotFoundError saying how to get the data.
     """
+    data_dir = data_dir or os.environ.get("WORKSHOP_DATA_DIR")
     if data_dir == "synthetic":
         from .images import default_cache_dir
         from .synthetic import make_synthetic_dataset
