@@ -48,7 +48,8 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
     assert runner.run_series(out, str(SHARED), quick=True, weights=None) == 0
     entries = json.loads((out / "results.json").read_text())
     assert [e["lesson"] for e in entries] == ["02 baseline", "03 class weights", "04 dropout+batchnorm",
-                                              "05 augmentation"]
+                                              "05 augmentation", "06 CNN from scratch", "07 fine-tuning",
+                                              "08 threshold for 95% sensitivity"]
     for e in entries:
         assert e["metrics"]["n"] == 80  # quick mode: 40 test images per class
         m = e["metrics"]["accuracy"]
@@ -58,3 +59,5 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
         assert nb.name in report and (out / nb.name).exists()
     assert (out / "comparison.png").stat().st_size > 10_000
     assert json.loads((out / "summary.json").read_text())["params"]["QUICK"] is True
+    models = sorted(p.name for p in (out / "models").glob("*.keras"))
+    assert models[0] == "02_baseline.keras" and len(models) == 7  # every lesson saved a model for `predict`
