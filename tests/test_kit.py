@@ -177,3 +177,48 @@ def test_kit_downloads_into_a_real_copy(tmp_path, make_tree, weights_source, md5
     assert link.is_dir() and not link.is_symlink() and parts["data"] == link
     assert not (parts["dir"] / "data" / download.ARCHIVE_NAME).exists()
     assert fetched == [(weights.VGG16_NOTOP_URL, f"md5:{weights_source[1]}")]
+
+
+def test_a_lesson_notebook_runs_from_the_kit_with_no_network(tmp_path, weights_source, md5_of):
+    """Build a kit from local files (synthetic data zip + stand-in weights), then run lesson 2 against it in a
+    kernel whose every HTTP(S) request goes to a closed local port."""
+    import json
+
+    import papermill
+
+    from workshop_utils import runner
+    from workshop_utils.synthetic import DEFAULT_COUNTS, make_synthetic_dataset
+
+    tree = make_synthetic_dataset(tmp_path / "synthetic")
+    archive = tmp_path / "upload" / "ChestXRay2017.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in sorted(p for p in tree.rglob("*") if p.is_file()):
+            zf.write(file, "chest_xray/" + file.relative_to(tree).as_posix())
+    kit_dir = tmp_path / "kit"
+    kit.build_kit(kit_dir, dataset_archive=archive, weights_file=weights_source[0], expected=DEFAULT_COUNTS,
+                  progress=False)
+    weights_file = kit_dir / "keras" / "models" / weights.VGG16_NOTOP_FILE
+
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    env = {"HTTP_PROXY": closed, "HTTPS_PROXY": closed, "http_proxy": closed, "https_proxy": closed,
+           "KERAS_HOME": str(kit_dir / "keras"), "WORKSHOP_CACHE_DIR": str(tmp_path / "cache")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        out = tmp_path / "run"
+        out.mkdir()
+        papermill.execute_notebook(
+            str(runner.NOTEBOOK_DIR / "02_baseline_vgg16.ipynb"), str(out / "02.ipynb"), cwd=str(out),
+            kernel_name="python3", progress_bar=False,
+            parameters={"DATA_DIR": str(kit_dir / "data"), "QUICK": True, "WEIGHTS": str(weights_file),
+                        "RESULTS_FILE": str(out / "results.json"), "MODEL_DIR": str(out / "models")})
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    executed = (out / "02.ipynb").read_text()
+    assert "RANDOM weights" not in executed  # the kit's weights file was used, no download was tried
+    assert json.loads((out / "results.json").read_text())[0]["lesson"] == "02 baseline"
