@@ -2,7 +2,7 @@
 
 Two sources:
 
-* ``"mendeley"`` (default): the original ``ChestXRay2017.zip`` (about 1.2 GB) over plain HTTP, with a
+* ``"mendeley"`` (default): the original ``ChestXRay2017.zip`` over plain HTTP, with a
   progress bar, retries and resume of an interrupted transfer (a ``.part`` file and an HTTP ``Range``
   request).
 * ``"kaggle"``: the Kaggle copy through ``kagglehub`` (needs Kaggle credentials; kagglehub keeps its own
