@@ -6,6 +6,7 @@ A frozen base gives the same output for an image every epoch, so the lessons com
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +21,14 @@ def gray_to_rgb(images: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(images, dtype=np.float32)[..., None], 3, axis=-1)
 
 
+BLOCK4 = "vgg16-block4"  # cache name of VGG16's blocks 1-4 outputs, shared by lessons 2-5, 7 and 8
+BLOCK5 = "vgg16-block5"
+
+
 def _fingerprint(model, images: np.ndarray, extra: str) -> str:
     h = hashlib.sha1(extra.encode())
     h.update(str(model.output.shape if hasattr(model, "output") else "").encode())
+    h.update(str(getattr(getattr(model, "dtype_policy", None), "name", "")).encode())  # mixed precision or not
     for w in model.weights:
         h.update(np.ascontiguousarray(w.numpy()).tobytes())
     h.update(str(images.shape).encode())
@@ -32,16 +38,19 @@ def _fingerprint(model, images: np.ndarray, extra: str) -> str:
 
 def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
                      batch_size: int = 32, cache_dir: str | Path | None = None, name: str = "features",
-                     progress: bool = True, cache: bool = True) -> np.ndarray:
+                     progress: bool = True, cache: bool = True, dtype: str | None = None) -> np.ndarray:
     """``model(preprocess(images))`` in batches, cached on disk.
 
     The cache key covers the model's weights, the images and ``name`` (say which preprocessing you
     used in it), so changing any of them recomputes. The last batch is padded to ``batch_size``
     so that every call has the same shape (no recompilation under JAX). ``cache=False`` computes
     afresh and stores nothing (for random augmentation, which must differ at every pass).
+    ``dtype="float16"`` halves the memory and disk the outputs take (about 3 significant digits kept);
+    values too large for float16 keep the model's dtype, with a warning.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_file = folder / f"{name}-{_fingerprint(model, images, name)}.npy" if cache else None
+    key = f"{name}|{dtype}"
+    cache_file = folder / f"{name}-{_fingerprint(model, images, key)}.npy" if cache else None
     if cache_file is not None and cache_file.exists():
         return np.load(cache_file)
     outputs = []
@@ -51,9 +60,9 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
         n = len(batch)
         if n < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-        out = model.predict_on_batch(preprocess(batch))
-        outputs.append(np.asarray(out)[:n])
-    features = np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        out = np.asarray(model.predict_on_batch(preprocess(batch)))[:n]
+        outputs.append(out if dtype is None else _narrow(out, dtype, name))
+    features = np.concatenate(outputs) if outputs else np.zeros((0,), dtype or np.float32)
     if cache_file is None:
         return features
     folder.mkdir(parents=True, exist_ok=True)
@@ -61,3 +70,42 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
     np.save(tmp, features)
     tmp.replace(cache_file)
     return features
+
+
+def _narrow(out: np.ndarray, dtype: str, name: str) -> np.ndarray:
+    largest = float(np.abs(out).max(initial=0.0))
+    if np.issubdtype(np.dtype(dtype), np.floating) and largest > np.finfo(dtype).max:
+        warnings.warn(f"{name}: outputs up to {largest:.3g} do not fit {dtype}; kept as {out.dtype}", stacklevel=3)
+        return out
+    return out.astype(dtype)
+
+
+def split_vgg16(base, at: str = "block4_pool"):
+    """A VGG16 base as two models that share its layers: input -> ``at``, and the layers after ``at``."""
+    import keras
+
+    lower = keras.Model(base.input, base.get_layer(at).output, name=f"{base.name}_to_{at}")
+    upper_input = keras.Input(lower.output.shape[1:])
+    names = [layer.name for layer in base.layers]
+    x = upper_input
+    for layer in base.layers[names.index(at) + 1:]:
+        x = layer(x)
+    return lower, keras.Model(upper_input, x, name=f"{base.name}_after_{at}")
+
+
+def frozen_vgg16_features(base, images: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
+                          batch_size: int = 32, cache_dir: str | Path | None = None,
+                          progress: bool = True) -> np.ndarray:
+    """The frozen VGG16 base's outputs for ``images``, computed in two cached steps.
+
+    Blocks 1-4 first (stored as float16 under ``BLOCK4``: lesson 7 fine-tunes block 5 on exactly these),
+    then block 5. Equal to ``base.predict(preprocess(images))`` up to float16 rounding of the
+    intermediate outputs.
+    """
+    lower, upper = split_vgg16(base)
+    block4 = extract_features(lower, images, preprocess, batch_size, cache_dir, BLOCK4, progress, dtype="float16")
+    return extract_features(upper, block4, _to_float32, batch_size, cache_dir, BLOCK5, progress)
+
+
+def _to_float32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
