@@ -78,3 +78,87 @@ def test_gray_to_rgb_copies_the_channel():
     assert rgb.shape == (1, 2, 2, 3) and rgb.dtype == np.float32
     for c in range(3):
         np.testing.assert_array_equal(rgb[..., c], gray[0].astype(np.float32)[None])
+
+
+def _tiny_vgg16():
+    keras.utils.set_random_seed(0)
+    return keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+
+
+def _vgg_prep(gray):
+    return keras.applications.vgg16.preprocess_input(features.gray_to_rgb(gray))
+
+
+def test_split_vgg16_recomposes_the_base():
+    base = _tiny_vgg16()
+    lower, upper = features.split_vgg16(base)
+    assert lower.output.shape[1:] == (2, 2, 512) and upper.output.shape[1:] == base.output.shape[1:]
+    assert [w.name for w in upper.weights] == [w.name for w in base.get_layer("block5_conv1").weights
+                                               + base.get_layer("block5_conv2").weights
+                                               + base.get_layer("block5_conv3").weights]
+    x = _vgg_prep(np.random.default_rng(1).integers(0, 256, (3, 32, 32), dtype=np.uint8))
+    np.testing.assert_allclose(upper.predict(lower.predict(x, verbose=0), verbose=0), base.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_vgg16_features_match_the_base_and_share_blocks_1_to_4(tmp_path):
+    base = _tiny_vgg16()
+    images = np.random.default_rng(2).integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    out = features.frozen_vgg16_features(base, images, _vgg_prep, batch_size=4, cache_dir=tmp_path, progress=False)
+    full = base.predict(_vgg_prep(images), verbose=0)
+    assert out.dtype == np.float32 and out.shape == full.shape
+    np.testing.assert_allclose(out, full, rtol=2e-3, atol=2e-3 * np.abs(full).max())  # float16 in between
+    cached = sorted(p.name.split("-")[1] for p in tmp_path.glob("*.npy"))
+    assert cached == ["block4", "block5"]
+    # Lesson 7 builds blocks 1-4 itself; with the same name and dtype it reads the same file.
+    lower = keras.Model(base.input, base.get_layer("block4_pool").output)
+    calls = []
+    block4 = features.extract_features(lower, images, lambda b: calls.append(b) or _vgg_prep(b), batch_size=4,
+                                       cache_dir=tmp_path, name=features.BLOCK4, dtype="float16", progress=False)
+    assert calls == [] and block4.dtype == np.float16
+    # float32 is another cache entry, not the float16 one
+    features.extract_features(lower, images, lambda b: calls.append(b) or _vgg_prep(b), batch_size=4,
+                              cache_dir=tmp_path, name=features.BLOCK4, progress=False)
+    assert len(calls) == 2
+
+
+def test_float16_features_that_overflow_stay_float32_with_a_warning(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    x = np.array([[1e5, 1e5], [1.0, 2.0]], dtype=np.float32)
+    with pytest.warns(UserWarning, match="do not fit float16"):
+        out = features.extract_features(model, x, lambda b: b, cache_dir=tmp_path, dtype="float16", progress=False)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], [2e5, 3.0])
+
+
+def test_array_batches_fixed_shape_float32_every_sample_each_epoch():
+    from workshop_utils.batches import ArrayBatches
+
+    x = np.arange(10, dtype=np.float16)[:, None]
+    y = np.arange(10)
+    data = ArrayBatches(x, y, batch_size=4, seed=0)
+    assert len(data) == 3
+    for _ in range(2):
+        seen = []
+        for i in range(len(data)):
+            xb, yb = data[i]
+            assert xb.shape == (4, 1) and xb.dtype == np.float32
+            np.testing.assert_array_equal(xb[:, 0], yb)  # samples and labels stay paired
+            seen.extend(yb.tolist())
+        assert sorted(set(seen)) == list(range(10)) and len(seen) == 12  # 2 repeated to fill the last batch
+        data.on_epoch_end()
+    with pytest.raises(ValueError, match="x has 10 samples but y has 9"):
+        ArrayBatches(x, y[:9])
+    with pytest.raises(IndexError, match="out of range"):
+        data[3]
+
+
+def test_array_batches_train_with_class_weights():
+    from workshop_utils.batches import ArrayBatches
+
+    x = np.ones((8, 3), "float16")
+    y = np.array([0, 0, 1, 1, 1, 1, 1, 1])
+    model = _logistic_head(3)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    hist = model.fit(ArrayBatches(x, y, batch_size=8), epochs=1, verbose=0, class_weight={0: 10.0, 1: 1.0})
+    assert hist.history["loss"][0] == pytest.approx(math.log(2) * (2 * 10 + 6 * 1) / 8, rel=1e-4)

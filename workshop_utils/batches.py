@@ -29,7 +29,8 @@ class ArrayBatches(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         self.x, self.y, self.batch_size, self.dtype = x, np.asarray(y), batch_size, dtype
         self.shuffle = shuffle
-        self._rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)  # follows keras.utils.set_random_seed
+        # without a seed, follow NumPy's global seed (set by keras.utils.set_random_seed)
+        self._rng = np.random.default_rng(np.random.randint(2**31) if seed is None else seed)
         self._order = np.arange(len(x))
         self.on_epoch_end()
 

@@ -74,7 +74,7 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
 
 def _narrow(out: np.ndarray, dtype: str, name: str) -> np.ndarray:
     largest = float(np.abs(out).max(initial=0.0))
-    if np.issubdtype(np.dtype(dtype), np.floating) and largest > np.finfo(dtype).max:
+    if np.issubdtype(np.dtype(dtype), np.floating) and largest > float(np.finfo(dtype).max):
         warnings.warn(f"{name}: outputs up to {largest:.3g} do not fit {dtype}; kept as {out.dtype}", stacklevel=3)
         return out
     return out.astype(dtype)
