@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -99,3 +100,23 @@ def test_array_batches_compile_the_train_step_once(tmp_path, precision):
     assert out["arrays1"] == out["arrays5"] == 2, out
     assert out["last_batch"] == [8, 6] and out["dtype"] == "float32"
     assert out["compute"] == ("bfloat16" if precision == "mixed_bfloat16" else "float32")
+
+
+def test_every_notebook_runs_under_jax_without_tensorflow(tmp_path):
+    # The kernels find a `tensorflow` package first on their path that refuses to import, so any use of
+    # TensorFlow anywhere in the lessons fails the run.
+    shim = tmp_path / "no_tensorflow" / "tensorflow"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ImportError("TensorFlow is blocked in this test")\n')
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", PYTHONPATH=str(shim.parent),
+               WORKSHOP_CACHE_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "workshop_utils", "run", "--data-dir", "synthetic", "--quick",
+                           "--weights", "none", "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["notebook_seconds"]) == 8
+    assert {r["lesson"][:2] for r in summary["results"]} >= {"02", "03", "04", "05", "06", "07", "08"}
+    report = (out / "02_baseline_vgg16.ipynb").read_text()
+    assert re.search(r"backend\s+jax", report), "the setup cell did not report the jax backend"
