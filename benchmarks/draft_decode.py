@@ -4,7 +4,7 @@ The shared copy of the dataset holds downsized images, so this writes N grayscal
 X-ray size (default 2000 x 1600) from a smooth random pattern plus noise, then decodes them to 150 x 150 both ways:
   plain: Image.open -> load at full size -> convert("L") -> resize
   draft: workshop_utils.images.decode_image (JPEG decoded at 1/2, 1/4 or 1/8 scale, then resized)
-Usage: python benchmarks/draft_decode.py [--n 100] [--width 2000] [--height 1600] [--size 150]
+Usage: python benchmarks/draft_decode.py [--n 100] [--width 2000] [--height 1600] [--size 150] [--noise 12]
 """
 import argparse
 import os
@@ -23,6 +23,7 @@ parser.add_argument("--n", type=int, default=100)
 parser.add_argument("--width", type=int, default=2000)
 parser.add_argument("--height", type=int, default=1600)
 parser.add_argument("--size", type=int, default=150)
+parser.add_argument("--noise", type=int, default=12, help="uniform noise amplitude, grey levels (more: larger files)")
 args = parser.parse_args()
 
 
@@ -38,7 +39,8 @@ with tempfile.TemporaryDirectory() as folder:
     for i in range(args.n):
         coarse = rng.integers(0, 256, (args.height // 50 + 1, args.width // 50 + 1), dtype=np.uint8)
         smooth = np.asarray(Image.fromarray(coarse).resize((args.width, args.height), Image.Resampling.BICUBIC))
-        noisy = np.clip(smooth.astype(np.int16) + rng.integers(-12, 13, smooth.shape), 0, 255).astype(np.uint8)
+        noise = rng.integers(-args.noise, args.noise + 1, smooth.shape)
+        noisy = np.clip(smooth.astype(np.int16) + noise, 0, 255).astype(np.uint8)
         paths.append(Path(folder) / f"x{i:04d}.jpeg")
         Image.fromarray(noisy).save(paths[-1], quality=90)
     mb = sum(p.stat().st_size for p in paths) / 1e6
