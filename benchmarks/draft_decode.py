@@ -57,4 +57,5 @@ print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.
 print(f"{args.n} JPEGs of {args.width}x{args.height} ({mb:.1f} MB) -> {args.size}x{args.size} grayscale, one process")
 print(f"plain decode: {plain:.2f} s ({args.n / plain:.0f} images/s)")
 print(f"draft decode: {timings['draft']:.2f} s ({args.n / timings['draft']:.0f} images/s)")
-print(f"speed-up:     {plain / timings['draft']:.1f}x; mean |difference| {diff.mean():.2f} grey levels (max {diff.max()})")
+print(f"speed-up:     {plain / timings['draft']:.1f}x; "
+      f"mean |difference| {diff.mean():.2f} grey levels (max {diff.max()})")

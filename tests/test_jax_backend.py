@@ -91,7 +91,8 @@ def test_array_batches_compile_the_train_step_once(tmp_path, precision):
             return len(compiles) - before, model
 
         train("batches", 1), train("arrays", 1)  # warm-up
-        counts = {{f"{{feed}}{{epochs}}": train(feed, epochs)[0] for feed in ("batches", "arrays") for epochs in (1, 5)}}
+        counts = {{f"{{feed}}{{epochs}}": train(feed, epochs)[0]
+                  for feed in ("batches", "arrays") for epochs in (1, 5)}}
         xb, yb = batches.ArrayBatches(x, y, batch_size=8)[6]
         print(json.dumps({{**counts, "last_batch": list(xb.shape), "dtype": str(xb.dtype),
                            "compute": train("batches", 1)[1].layers[0].compute_dtype}}))
