@@ -22,16 +22,17 @@ def _notebook(path: Path, *sources: str, tag_first: bool = True) -> None:
 def test_runner_stops_at_the_failing_notebook_and_shows_the_cell(tmp_path, capsys):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    params = "DATA_DIR = None\nQUICK = False\nIMAGE_SIZE = 150\nEPOCHS = 30\nWEIGHTS = 'imagenet'\nSEED = 42\nRESULTS_FILE = None\nMODEL_DIR = None"
-    _notebook(nbs / "01_ok.ipynb", params, "open('ran-01', 'w').write(str(IMAGE_SIZE))")
+    params = ("DATA_DIR = None\nQUICK = False\nIMAGE_SIZE = 150\nEPOCHS = 30\nWEIGHTS = 'imagenet'\n"
+              "PRECISION = 'float32'\nSEED = 42\nRESULTS_FILE = None\nMODEL_DIR = None")
+    _notebook(nbs / "01_ok.ipynb", params, "open('ran-01', 'w').write(f'{IMAGE_SIZE} {PRECISION}')")
     _notebook(nbs / "02_fails.ipynb", params, "x = 1\nraise ValueError('boom in lesson two')")
     _notebook(nbs / "03_never.ipynb", params, "open('ran-03', 'w').write('x')")
     out = tmp_path / "run"
-    code = runner.run_series(out, "synthetic", quick=True, image_size=32, notebook_dir=nbs)
+    code = runner.run_series(out, "synthetic", quick=True, image_size=32, notebook_dir=nbs, precision="mixed_bfloat16")
     err = capsys.readouterr().err
     assert code == 1
     assert "02_fails.ipynb failed" in err and "boom in lesson two" in err and "raise ValueError" in err
-    assert (out / "ran-01").read_text() == "32"  # parameters were injected
+    assert (out / "ran-01").read_text() == "32 mixed_bfloat16"  # parameters were injected
     assert not (out / "ran-03").exists()
     assert (out / "02_fails.ipynb").exists()  # the executed notebook, with its error, is kept
 
@@ -61,3 +62,15 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["params"]["QUICK"] is True
     models = sorted(p.name for p in (out / "models").glob("*.keras"))
     assert models[0] == "02_baseline.keras" and len(models) == 7  # every lesson saved a model for `predict`
+
+
+def test_every_lesson_takes_and_applies_the_precision_parameter():
+    for path in runner.lesson_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and 'PRECISION = "float32"' in tagged[0].source, path.name
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        if path.name.startswith("01"):
+            continue  # data exploration trains nothing
+        assert "keras.mixed_precision.set_global_policy(PRECISION)" in code, path.name
+        assert 'activation="softmax", dtype="float32"' in code, path.name  # float32 outputs under mixed precision
