@@ -108,7 +108,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default="imagenet", help="'imagenet', a local .h5 file, or 'none'")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                        help="Keras dtype policy; the mixed ones are faster on recent GPUs, not on CPUs")
+                        help="Keras dtype policy; the mixed ones are meant for GPUs (slower on a CPU)")
     parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 01 02")
 
 
