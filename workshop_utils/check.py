@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from . import dataset, download, weights
+from . import dataset, download, paths, weights
 
 #: Size in bytes of Keras' VGG16 ImageNet weights without the classifier (VGG16_NOTOP_FILE).
 VGG16_NOTOP_SIZE = 58_889_256
@@ -111,7 +111,7 @@ def check_dataset(data_dir: str | Path | None = None, expected: dict | None = No
 
     A copy whose train (and val) match but whose test split differs (the shared downsized copy) is a WARN.
     """
-    folder = Path(data_dir).expanduser() if data_dir else download.default_data_dir()
+    folder = Path(data_dir).expanduser() if data_dir else (paths.user_data_dir() or paths.default_data_dir())
     try:
         root = dataset.find_dataset_root(folder)
     except dataset.DatasetNotFoundError:
@@ -174,7 +174,7 @@ def check_gpu() -> Item:
 
 def check_disk(data_dir: str | Path | None = None, dataset_present: bool = True) -> Item:
     """Free space where the data lives: about 1 GB for caches and models, 3 GB more to download the dataset."""
-    folder = Path(data_dir).expanduser() if data_dir else download.default_data_dir()
+    folder = Path(data_dir).expanduser() if data_dir else (paths.user_data_dir() or paths.default_data_dir())
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     free = shutil.disk_usage(folder).free

@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from . import dataset
+from . import dataset, paths
 
 MENDELEY_URL = ("https://data.mendeley.com/public-files/datasets/rscbjbr9sj/files/"
                 "f12eaf6d-6023-432f-acc9-80c9d7393433/file_downloaded")
@@ -50,18 +50,6 @@ _TAR_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 class DownloadError(RuntimeError):
     """A download or an unpack failed; the message says what to do next."""
-
-
-def default_data_dir() -> Path:
-    """Where the dataset lives: ``$WORKSHOP_DATA_DIR``, else ``<repo>/data`` in a checkout of this
-    repository (one with a ``pyproject.toml``), else ``~/pneumonia-workshop-data``."""
-    env = os.environ.get("WORKSHOP_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / "data"
-    return Path.home() / "pneumonia-workshop-data"
 
 
 # --------------------------------------------------------------------------- resumable HTTP download
@@ -278,7 +266,7 @@ def download_dataset(data_dir: str | Path | None = None, source: str = "mendeley
         raise ValueError(f"Unknown source {source!r}: use one of {SOURCES}.")
     if source == "kaggle" and url:
         raise ValueError("url only applies to the 'mendeley' (HTTP) source.")
-    data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    data_dir = Path(data_dir).expanduser() if data_dir is not None else (paths.user_data_dir() or paths.default_data_dir())
 
     root = complete_copy(data_dir, expected)
     if root is not None:
@@ -336,11 +324,10 @@ def locate_dataset(data_dir: str | Path | None = None) -> Path:
     """
     data_dir = data_dir or os.environ.get("WORKSHOP_DATA_DIR")
     if data_dir == "synthetic":
-        from .images import default_cache_dir
         from .synthetic import make_synthetic_dataset
 
-        target = default_cache_dir() / "synthetic"
+        target = paths.cache_dir() / "synthetic"
         if not (target / "chest_xray").is_dir():
             make_synthetic_dataset(target)
         return target / "chest_xray"
-    return dataset.find_dataset_root(Path(data_dir).expanduser() if data_dir else default_data_dir())
+    return dataset.find_dataset_root(Path(data_dir).expanduser() if data_dir else (paths.user_data_dir() or paths.default_data_dir()))

@@ -13,13 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .images import default_cache_dir
-
-
-def gray_to_rgb(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) uint8 grayscale -> (N, H, W, 3) float32 in 0-255, the input pretrained CNNs expect."""
-    return np.repeat(np.asarray(images, dtype=np.float32)[..., None], 3, axis=-1)
-
+from . import paths
 
 BLOCK4 = "vgg16-block4"  # cache name of VGG16's blocks 1-4 outputs, shared by lessons 2-5, 7 and 8
 BLOCK5 = "vgg16-block5"
@@ -36,10 +30,10 @@ def _fingerprint(model, images: np.ndarray, extra: str) -> str:
     return h.hexdigest()[:16]
 
 
-def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
+def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
                      batch_size: int = 32, cache_dir: str | Path | None = None, name: str = "features",
                      progress: bool = True, cache: bool = True, dtype: str | None = None) -> np.ndarray:
-    """``model(preprocess(images))`` in batches, cached on disk.
+    """``model(preprocess(images))`` in batches (``model(images)`` without ``preprocess``), cached on disk.
 
     The cache key covers the model's weights, the images and ``name`` (say which preprocessing you
     used in it), so changing any of them recomputes. The last batch is padded to ``batch_size``
@@ -48,7 +42,7 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
     ``dtype="float16"`` halves the memory and disk the outputs take (about 3 significant digits kept);
     values too large for float16 keep the model's dtype, with a warning.
     """
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     key = f"{name}|{dtype}"
     cache_file = folder / f"{name}-{_fingerprint(model, images, key)}.npy" if cache else None
     if cache_file is not None and cache_file.exists():
@@ -60,7 +54,7 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
         n = len(batch)
         if n < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
-        out = np.asarray(model.predict_on_batch(preprocess(batch)))[:n]
+        out = np.asarray(model.predict_on_batch(batch if preprocess is None else preprocess(batch)))[:n]
         outputs.append(out if dtype is None else _narrow(out, dtype, name))
     features = np.concatenate(outputs) if outputs else np.zeros((0,), dtype or np.float32)
     if cache_file is None:
@@ -81,10 +75,17 @@ def _narrow(out: np.ndarray, dtype: str, name: str) -> np.ndarray:
 
 
 def split_vgg16(base, at: str = "block4_pool"):
-    """A VGG16 base as two models that share its layers: input -> ``at``, and the layers after ``at``."""
+    """A VGG16 base as two models that share its layers: grayscale image -> ``at``, and the layers after ``at``.
+
+    The first takes (N, size, size, 1) grayscale 0-255 images and starts with :class:`GrayToVGG16`.
+    """
     import keras
 
-    lower = keras.Model(base.input, base.get_layer(at).output, name=f"{base.name}_to_{at}")
+    from .preprocessing import GrayToVGG16
+
+    gray = keras.Input((*base.input.shape[1:3], 1), name="grayscale")
+    to_block = keras.Model(base.input, base.get_layer(at).output)
+    lower = keras.Model(gray, to_block(GrayToVGG16()(gray)), name=f"{base.name}_to_{at}")
     upper_input = keras.Input(lower.output.shape[1:])
     names = [layer.name for layer in base.layers]
     x = upper_input
@@ -93,19 +94,25 @@ def split_vgg16(base, at: str = "block4_pool"):
     return lower, keras.Model(upper_input, x, name=f"{base.name}_after_{at}")
 
 
-def frozen_vgg16_features(base, images: np.ndarray, preprocess: Callable[[np.ndarray], np.ndarray],
-                          batch_size: int = 32, cache_dir: str | Path | None = None,
+def frozen_vgg16_features(base, images: np.ndarray, batch_size: int = 32, cache_dir: str | Path | None = None,
                           progress: bool = True) -> np.ndarray:
-    """The frozen VGG16 base's outputs for ``images``, computed in two cached steps.
+    """The frozen VGG16 base's outputs for (N, size, size) grayscale ``images``, in two cached steps.
 
-    Blocks 1-4 first (stored as float16 under ``BLOCK4``: lesson 7 fine-tunes block 5 on exactly these),
-    then block 5. Equal to ``base.predict(preprocess(images))`` up to float16 rounding of the
-    intermediate outputs.
+    Blocks 1-4 first (the grayscale images through :class:`GrayToVGG16`, stored as float16 under
+    ``BLOCK4``: lesson 7 fine-tunes block 5 on exactly these), then block 5. Equal to
+    ``base.predict(GrayToVGG16()(images[..., None]))`` up to float16 rounding of the intermediate outputs.
     """
     lower, upper = split_vgg16(base)
-    block4 = extract_features(lower, images, preprocess, batch_size, cache_dir, BLOCK4, progress, dtype="float16")
-    return extract_features(upper, block4, _to_float32, batch_size, cache_dir, BLOCK5, progress)
+    block4 = extract_features(lower, images, with_channel_axis, batch_size, cache_dir, BLOCK4, progress,
+                              dtype="float16")
+    return extract_features(upper, block4, to_float32, batch_size, cache_dir, BLOCK5, progress)
 
 
-def _to_float32(x: np.ndarray) -> np.ndarray:
+def with_channel_axis(gray: np.ndarray) -> np.ndarray:
+    """(N, H, W) grayscale -> (N, H, W, 1) float32, the input the lesson models take."""
+    return np.asarray(gray, dtype=np.float32)[..., None]
+
+
+def to_float32(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32 (float16 cached features -> the dtype the next layers compute in)."""
     return np.asarray(x, dtype=np.float32)

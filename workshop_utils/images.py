@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .dataset import CLASSES, list_images, patient_id
+from . import paths
 
 CACHE_VERSION = 1
 
@@ -51,11 +52,6 @@ class ImageSet:
     def class_counts(self) -> dict[str, int]:
         """Number of images per class name."""
         return {cls: int((self.labels == i).sum()) for i, cls in enumerate(CLASSES)}
-
-
-def default_cache_dir() -> Path:
-    """``$WORKSHOP_CACHE_DIR``, else ``~/.cache/pneumonia-workshop``."""
-    return Path(os.environ.get("WORKSHOP_CACHE_DIR", Path.home() / ".cache" / "pneumonia-workshop"))
 
 
 def _to_uint8(img: Image.Image) -> Image.Image:
@@ -130,7 +126,7 @@ def load_split(root: str | Path, split: str | tuple[str, ...], image_size: int =
             rng.permutation(np.flatnonzero(labels == c))[:limit_per_class] for c in range(len(CLASSES))
         ]))
         paths, labels = [paths[i] for i in keep], labels[keep]
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
     stem = cache / f"{'+'.join(split_names)}-{image_size}px-{_cache_key(paths, image_size)}"
     if stem.with_suffix(".json").exists() and stem.with_suffix(".npy").exists():
         meta = json.loads(stem.with_suffix(".json").read_text())

@@ -1,0 +1,51 @@
+"""Where the workshop keeps its files: the dataset folder and the caches. Every command and lesson asks here.
+
+Environment variables (all optional):
+
+* ``WORKSHOP_DATA_DIR``: a dataset copy you already have. It is used as it is, never downloaded into.
+* ``WORKSHOP_HOME``: one folder for the downloaded dataset (``data/``) and the caches (``cache/``), e.g. a
+  mounted Google Drive folder on Colab, so that the next lesson finds them.
+* ``WORKSHOP_CACHE_DIR``: the cache folder alone (decoded images, frozen features, the synthetic dataset).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "WORKSHOP_DATA_DIR"
+HOME_ENV = "WORKSHOP_HOME"
+CACHE_DIR_ENV = "WORKSHOP_CACHE_DIR"
+#: The repository checkout this package runs from, if it runs from one (an editable install).
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def workshop_home() -> Path | None:
+    """``$WORKSHOP_HOME``, or None when it is not set."""
+    home = os.environ.get(HOME_ENV)
+    return Path(home).expanduser() if home else None
+
+
+def user_data_dir() -> Path | None:
+    """``$WORKSHOP_DATA_DIR`` (a copy the user points at), or None when it is not set."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value and value != "synthetic" else None
+
+
+def default_data_dir() -> Path:
+    """Where the dataset is downloaded to: ``$WORKSHOP_HOME/data``, else ``<checkout>/data`` when running
+    from a checkout of the repository, else ``~/pneumonia-workshop-data``."""
+    home = workshop_home()
+    if home is not None:
+        return home / "data"
+    if (CHECKOUT / "pyproject.toml").is_file():
+        return CHECKOUT / "data"
+    return Path.home() / "pneumonia-workshop-data"
+
+
+def cache_dir() -> Path:
+    """``$WORKSHOP_CACHE_DIR``, else ``$WORKSHOP_HOME/cache``, else ``~/.cache/pneumonia-workshop``."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    home = workshop_home()
+    return home / "cache" if home is not None else Path.home() / ".cache" / "pneumonia-workshop"
