@@ -54,7 +54,7 @@ class ImageSet:
         return {cls: int((self.labels == i).sum()) for i, cls in enumerate(CLASSES)}
 
 
-def _to_uint8(img: Image.Image) -> Image.Image:
+def to_grayscale(img: Image.Image) -> Image.Image:
     """Any Pillow mode (1, L, P, RGB, RGBA, LA, I;16, I, F, CMYK) to 8-bit grayscale."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # Scale by the smallest bit depth holding the values: true 16-bit /257, 12-bit data /16.06, 8-bit as is.
@@ -79,7 +79,7 @@ def decode_image(path: str | Path, size: int) -> np.ndarray:
         if img.format == "JPEG":
             img.draft("L", (size, size))
         img.load()
-        img = _to_uint8(img)
+        img = to_grayscale(img)
         if img.size != (size, size):
             img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
         return np.asarray(img, dtype=np.uint8)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import _to_uint8, decode_image
+from .images import to_grayscale, decode_image
 from .saving import ModelFormatError, load_lesson_model, prepare_images
 
 #: Longest side of the Grad-CAM overlay pictures, in pixels.
@@ -26,7 +26,7 @@ def _display_image(path: str | Path, size: int = OVERLAY_SIZE) -> np.ndarray:
         if img.format == "JPEG":
             img.draft("L", (size, size))
         img.load()
-        img = _to_uint8(img)
+        img = to_grayscale(img)
         img.thumbnail((size, size), Image.Resampling.BILINEAR)
         return np.asarray(img, dtype=np.uint8)
 
