@@ -3,26 +3,34 @@
 Environment variables (all optional):
 
 * ``WORKSHOP_DATA_DIR``: a dataset copy you already have. It is used as it is, never downloaded into.
-* ``WORKSHOP_HOME``: one folder for the downloaded dataset (``data/``) and the caches (``cache/``), e.g. a
-  mounted Google Drive folder on Colab, so that the next lesson finds them.
+* ``WORKSHOP_HOME``: one folder for the downloaded dataset (``data/``) and the caches (``cache/``). On Colab,
+  with Google Drive mounted (Files panel > Mount Drive), it defaults to ``MyDrive/pneumonia-workshop``, so the
+  next lesson, in its own runtime, finds the data and caches the previous one made.
 * ``WORKSHOP_CACHE_DIR``: the cache folder alone (decoded images, frozen features, the synthetic dataset).
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 DATA_DIR_ENV = "WORKSHOP_DATA_DIR"
 HOME_ENV = "WORKSHOP_HOME"
 CACHE_DIR_ENV = "WORKSHOP_CACHE_DIR"
+#: Where Colab mounts the user's Google Drive.
+COLAB_DRIVE = Path("/content/drive/MyDrive")
 #: The repository checkout this package runs from, if it runs from one (an editable install).
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def workshop_home() -> Path | None:
-    """``$WORKSHOP_HOME``, or None when it is not set."""
+    """``$WORKSHOP_HOME``; else, on Colab with Google Drive mounted, ``MyDrive/pneumonia-workshop``; else None."""
     home = os.environ.get(HOME_ENV)
-    return Path(home).expanduser() if home else None
+    if home:
+        return Path(home).expanduser()
+    if "google.colab" in sys.modules and COLAB_DRIVE.is_dir():
+        return COLAB_DRIVE / "pneumonia-workshop"
+    return None
 
 
 def user_data_dir() -> Path | None:
