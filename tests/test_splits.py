@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from workshop_utils.dataset import list_images, patient_id
-from workshop_utils.splits import class_weights, patient_split
+from workshop_utils.splits import class_weights, patient_split, patient_subset
 
 
 def _synthetic(n_patients: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +100,76 @@ def test_val_fraction_out_of_range_is_a_value_error(data, bad):
 
 
 # ---------------------------------------------------------------------------------------------
+# patient_subset (quick mode)
+
+
+def _one_to_three(n_patients: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """A quarter of the patients NORMAL (1 or 2 images each), the rest PNEUMONIA (1 or 2 images each):
+    75 NORMAL and 225 PNEUMONIA images, a 1:3 ratio like the real train split's."""
+    labels, groups = [], []
+    for p in range(n_patients):
+        label = int(p % 4 != 0)
+        k = (1 + p % 8 // 4) if label == 0 else 1 + (p % 4 == 2) + (p % 8 == 1)
+        labels += [label] * k
+        groups += [f"patient{p}"] * k
+    return np.array(labels), np.array(groups)
+
+
+def test_patient_subset_keeps_the_class_ratio_and_whole_patients():
+    labels, groups = _one_to_three()
+    assert (labels == 0).sum() == 75 and (labels == 1).sum() == 225  # 1:3
+    assert set(np.unique(groups, return_counts=True)[1]) == {1, 2}
+    for n, seed in [(100, 0), (100, 1), (60, 0), (150, 3)]:
+        index = patient_subset(labels, groups, n, seed=seed)
+        assert n * 0.8 <= len(index) <= n  # at most n, not far below
+        assert len(np.unique(index)) == len(index) and (np.diff(index) > 0).all()
+        assert abs(labels[index].mean() - labels.mean()) < 0.03  # ratio kept within 3 points
+        chosen = set(groups[index])
+        for g in chosen:  # every image of a chosen patient is in, none of the others
+            assert np.isin(np.flatnonzero(groups == g), index).all()
+        assert not np.isin(np.flatnonzero(~np.isin(groups, list(chosen))), index).any()
+        # Class weights follow the full split's, not 1.0 as with an equal number per class.
+        assert class_weights(labels[index])[0] == pytest.approx(class_weights(labels)[0], rel=0.15)
+        assert class_weights(labels[index])[0] > 1.8  # 2.0 in the full set; 1.0 with equal counts
+
+
+def test_patient_subset_is_reproducible_by_seed():
+    labels, groups = _one_to_three()
+    a = patient_subset(labels, groups, 100, seed=0)
+    np.testing.assert_array_equal(a, patient_subset(list(labels), list(groups), 100, seed=0))
+    assert set(patient_subset(labels, groups, 100, seed=1)) != set(a)
+
+
+def test_patient_subset_larger_than_the_split_keeps_it_whole():
+    labels, groups = _one_to_three(20)
+    np.testing.assert_array_equal(patient_subset(labels, groups, len(labels)), np.arange(len(labels)))
+    np.testing.assert_array_equal(patient_subset(labels, groups, 10_000), np.arange(len(labels)))
+
+
+def test_patient_subset_never_cuts_a_large_patient():
+    # person23-like: one patient with 30 images next to 40 single-image patients.
+    labels = np.array([1] * 30 + [0, 1] * 20)
+    groups = np.array(["person23"] * 30 + [f"p{i}" for i in range(40)])
+    for seed in range(4):
+        index = patient_subset(labels, groups, 20, seed=seed)
+        assert len(index) <= 20 and not np.isin(np.arange(30), index).any()
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5])
+def test_patient_subset_size_must_be_a_positive_integer(bad):
+    labels, groups = _one_to_three(20)
+    with pytest.raises(ValueError, match="at least 1 image"):
+        patient_subset(labels, groups, bad)
+
+
+def test_patient_subset_without_a_fitting_set_of_patients_says_so():
+    labels = np.array([0] * 10 + [1] * 10)
+    groups = np.array(["a"] * 10 + ["b"] * 10)
+    with pytest.raises(ValueError, match="No set of whole patients holds at most 5 of these 20 images"):
+        patient_subset(labels, groups, 5)
+
+
+# ---------------------------------------------------------------------------------------------
 # Real data (file names only, no decoding)
 
 
@@ -162,3 +232,26 @@ def test_class_weights_minority_pneumonia():
     w = class_weights(labels)
     assert w[1] > w[0]
     assert 90 * w[0] == pytest.approx(10 * w[1])
+
+
+def test_real_quick_subset_keeps_the_ratio(real_data_root, capsys):
+    """The quick preset's subsets of the real data: counts and class weights, printed for the record."""
+    from workshop_utils.parameters import QUICK_PRESET
+
+    for splits, n in ((("train", "val"), QUICK_PRESET["TRAIN_IMAGES"]), (("test",), QUICK_PRESET["TEST_IMAGES"])):
+        paths, labels = [], []
+        for split in splits:
+            listing = list_images(real_data_root, split)
+            paths += listing.paths
+            labels += listing.labels
+        labels, groups = np.array(labels), np.array([patient_id(p) for p in paths])
+        index = patient_subset(labels, groups, n, seed=0)
+        assert n * 0.9 <= len(index) <= n
+        assert abs(labels[index].mean() - labels.mean()) < 0.02
+        assert not set(groups[index]) & set(np.delete(groups, index))  # whole patients
+        full, sub = class_weights(labels), class_weights(labels[index])
+        assert sub[0] == pytest.approx(full[0], rel=0.05) and sub[0] > 1.2
+        with capsys.disabled():
+            print(f"\n{'+'.join(splits)}: quick subset {len(index)} of {len(labels)} images, "
+                  f"NORMAL {(labels[index] == 0).sum()} PNEUMONIA {(labels[index] == 1).sum()}, "
+                  f"class weights {sub[0]:.3f} / {sub[1]:.3f} (full split {full[0]:.3f} / {full[1]:.3f})")

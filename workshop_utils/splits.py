@@ -36,3 +36,31 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     classes = np.unique(labels)
     weights = compute_class_weight("balanced", classes=classes, y=labels)
     return {int(c): float(w) for c, w in zip(classes, weights)}
+
+
+def patient_subset(labels: np.ndarray, groups: np.ndarray, n_images: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a subset of at most ``n_images`` images: whole patients, the class ratio kept.
+
+    Quick mode trains on such a subset; it keeps the full split's class ratio (so class weights still
+    differ from 1) and never cuts a patient. Uses StratifiedGroupKFold with ``ceil(N / n_images)``
+    folds and keeps the fold of at most ``n_images`` images whose class ratio is nearest the full one.
+    ``n_images >= N`` keeps everything. The same seed gives the same subset.
+    """
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    if int(n_images) != n_images or n_images < 1:
+        raise ValueError(f"A subset needs at least 1 image, got {n_images!r}.")
+    if n_images >= len(labels):
+        return np.arange(len(labels))
+    n_groups = len(np.unique(groups))
+    ratio = np.bincount(labels) / len(labels)
+    for n_splits in range(max(2, -(-len(labels) // int(n_images))), n_groups + 1):
+        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        fitting = [fold for _, fold in folds.split(np.zeros(len(labels)), labels, groups) if len(fold) <= n_images]
+        if fitting:
+            def distance(fold: np.ndarray) -> tuple[float, int]:
+                share = np.bincount(labels[fold], minlength=len(ratio)) / len(fold)
+                return float(np.abs(share - ratio).sum()), -len(fold)
+
+            return np.sort(min(fitting, key=distance))
+    raise ValueError(f"No set of whole patients holds at most {n_images} of these {len(labels)} images "
+                     f"({n_groups} patients): raise the subset size.")
