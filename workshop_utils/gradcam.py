@@ -25,22 +25,27 @@ def _is_model(layer) -> bool:
 
 def _linear_chain(model) -> list | None:
     """The layers of ``model`` in call order if it is a simple chain (one input, each layer fed by the
-    previous one), else None. Sequential models always are."""
+    previous one), else None. Sequential models always are. The chain is read from this model's own graph
+    (the symbolic output back to the input), so layers also called in another model (lesson 7's block 5,
+    re-used from VGG16) are followed correctly."""
     keras = _keras()
     if isinstance(model, keras.Sequential):
         return list(model.layers)
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if len(model.inputs) != 1 or len(model.outputs) != 1 or not layers:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
         return None
-    previous = model.inputs[0]
-    for layer in layers:
-        try:
-            if layer.input is not previous:
-                return None
-        except (AttributeError, ValueError):
+    chain = []
+    tensor, start = model.outputs[0], model.inputs[0]
+    while tensor is not start:
+        history = getattr(tensor, "_keras_history", None)  # (operation, node index, tensor index)
+        layer = getattr(history, "operation", None)
+        if not isinstance(layer, keras.layers.Layer) or isinstance(layer, keras.layers.InputLayer):
             return None
-        previous = layer.output
-    return layers if model.outputs[0] is previous else None
+        inputs = keras.tree.flatten(layer._inbound_nodes[history.node_index].input_tensors)
+        if len(inputs) != 1:
+            return None
+        chain.append(layer)
+        tensor = inputs[0]
+    return chain[::-1] or None
 
 
 def _all_layers(model) -> Iterator:

@@ -1,15 +1,31 @@
-"""Where the ImageNet VGG16 weights come from: Keras' download, a local file, or none (offline tests)."""
+"""Which VGG16 weights a lesson loads: Keras' ImageNet file, a local file, or none (random) - and what to record.
+
+There is no silent fallback: offline without the ImageNet file is an error that says what to do, and random
+weights are used only when asked for (``WEIGHTS = None`` in a notebook, ``--weights none`` for the runner),
+in which case the run records say so.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
-import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from .download import DownloadError, fetch_file
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG16_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILE)
 VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+#: What the records say for random weights.
+RANDOM = "none (random weights)"
+
+
+class VGG16Weights(NamedTuple):
+    """``keras_weights``: pass it as ``keras.applications.VGG16(weights=...)`` (a local file, or None);
+    ``description``: what that loads, for the run records."""
+
+    keras_weights: str | None
+    description: str
 
 
 def keras_models_dir() -> Path:
@@ -17,31 +33,49 @@ def keras_models_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
-def vgg16_weights(weights: str | None = "imagenet", allow_random: bool = False) -> str | None:
-    """Resolve the ``weights=`` argument for ``keras.applications.VGG16(include_top=False)``.
+def md5_of(path: str | Path) -> str:
+    """The md5 hex digest of a file."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    ``"imagenet"``: the file in Keras' cache (``$KERAS_HOME/models``), downloaded there with resume and
-    an md5 check if missing; returns its path, which Keras loads without any network access.
-    A path: that local ``.h5`` file (e.g. from the offline kit). ``None``/``"none"``: random weights.
-    If the ImageNet weights cannot be had, raises DownloadError saying what to do, or with
-    ``allow_random=True`` (quick runs, CI) warns loudly and returns None.
+
+def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weights:
+    """Resolve a lesson's ``WEIGHTS`` setting for ``keras.applications.VGG16(include_top=False)``.
+
+    ``"imagenet"``: the file in Keras' cache (``$KERAS_HOME/models``), downloaded there (resumable, md5
+    checked) if missing. A path: that local ``.h5`` file (e.g. from the offline kit). ``None``, ``"none"``
+    or ``"random"``: random weights. Returns a :class:`VGG16Weights`, e.g.
+    ``("/root/.keras/models/vgg16_..._notop.h5", "imagenet (/root/.keras/models/vgg16_..._notop.h5)")``,
+    ``("/data/x.h5", "file /data/x.h5")`` or ``(None, "none (random weights)")``.
+
+    Raises DownloadError when the ImageNet weights cannot be had (offline, damaged file) and
+    FileNotFoundError for a missing file; both say what to do.
     """
-    if weights is None or str(weights).lower() in ("none", "random"):
-        return None
-    if weights != "imagenet":
+    if weights is None or str(weights).strip().lower() in ("none", "random"):
+        return VGG16Weights(None, RANDOM)
+    if str(weights) != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"VGG16 weights file {path} not found. Use the file "
-                                    f"{VGG16_NOTOP_FILE} from the offline kit, or weights='imagenet'.")
-        return str(path)
+            raise FileNotFoundError(
+                f"VGG16 weights file {path} not found. Give the path of {VGG16_NOTOP_FILE} (from the offline "
+                "kit), or use WEIGHTS = 'imagenet' (--weights imagenet), or WEIGHTS = None (--weights none) "
+                "for random weights.")
+        kind = "imagenet" if md5_of(path) == VGG16_NOTOP_MD5 else "file"
+        return VGG16Weights(str(path), f"{kind} {path}" if kind == "file" else f"imagenet ({path})")
     target = keras_models_dir() / VGG16_NOTOP_FILE
+    if target.is_file() and md5_of(target) != VGG16_NOTOP_MD5:  # never delete a file the user put there
+        raise DownloadError(
+            f"{target} is damaged or not Keras' VGG16 weights file (its md5 is not {VGG16_NOTOP_MD5}). "
+            f"Delete it to download it again, or replace it with {VGG16_NOTOP_FILE} from the offline kit.")
     try:
-        return str(fetch_file(VGG16_NOTOP_URL, target, retries=1, timeout=20, known_hash=f"md5:{VGG16_NOTOP_MD5}"))
-    except DownloadError as exc:
-        message = (f"The ImageNet weights for VGG16 are not available ({exc}). Connect to the internet, or "
-                   f"copy {VGG16_NOTOP_FILE} (from the offline kit) to {target} or pass its path as WEIGHTS.")
-        if not allow_random:
-            raise DownloadError(message) from exc
-        warnings.warn(message + " Continuing with RANDOM weights: the results say nothing about transfer "
-                      "learning from ImageNet.", stacklevel=2)
-        return None
+        path = fetch_file(VGG16_NOTOP_URL, target, retries=1, timeout=20, known_hash=f"md5:{VGG16_NOTOP_MD5}")
+    except (DownloadError, OSError) as exc:
+        raise DownloadError(
+            f"The ImageNet weights for VGG16 are not on this machine and cannot be downloaded ({exc}). "
+            f"Connect to the internet, or copy {VGG16_NOTOP_FILE} (from the offline kit) to {target}, "
+            "or pass its path as WEIGHTS (--weights FILE). For random weights (the results then say nothing "
+            "about transfer learning), set WEIGHTS = None (--weights none): the records will say so.") from exc
+    return VGG16Weights(str(path), f"imagenet ({path})")
