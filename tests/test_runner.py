@@ -1,4 +1,5 @@
-"""The runner executes the lessons in order, writes the report, and stops at a failing notebook."""
+"""The runner: executes the lessons in order, passes only the settings given (to the lessons that declare them),
+shows the notebooks' warnings, writes a report of what each lesson actually used, and refuses bad input."""
 import json
 from pathlib import Path
 
@@ -6,35 +7,213 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from workshop_utils import runner
+from workshop_utils import parameters, results, runner
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chest_xray"
 
 
-def _notebook(path: Path, *sources: str, tag_first: bool = True) -> None:
+def _notebook(path: Path, *sources: str, tag_first: bool = True) -> Path:
     nb = new_notebook(cells=[new_code_cell(s) for s in sources])
     if tag_first:
         nb.cells[0].metadata["tags"] = ["parameters"]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
+    return path
+
+
+def _metrics(value: float) -> dict:
+    metric = {"value": value, "low": max(0.0, value - 0.1), "high": min(1.0, value + 0.1)}
+    return {**{m: dict(metric) for m in results.METRICS}, "n": 20}
+
+
+#: A lesson cell that records what it used, as the lessons do (results.record_result with the settings).
+RECORD = ("from workshop_utils import results\n"
+          "results.record_result(RUN_DIR + '/results.json', NAME, {metrics!r}, 1.5, image_size=IMAGE_SIZE, epochs=EPOCHS, "
+          "epochs_run=min(EPOCHS, 2), quick=False, subset=None, weights='none (random weights)', test_n=20)")
 
 
 def test_runner_stops_at_the_failing_notebook_and_shows_the_cell(tmp_path, capsys):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    params = ("DATA_DIR = None\nQUICK = False\nIMAGE_SIZE = 150\nEPOCHS = 30\nWEIGHTS = 'imagenet'\n"
-              "PRECISION = 'float32'\nSEED = 42\nRESULTS_FILE = None\nMODEL_DIR = None")
+    params = "IMAGE_SIZE = 150\nPRECISION = 'float32'"
     _notebook(nbs / "01_ok.ipynb", params, "open('ran-01', 'w').write(f'{IMAGE_SIZE} {PRECISION}')")
     _notebook(nbs / "02_fails.ipynb", params, "x = 1\nraise ValueError('boom in lesson two')")
     _notebook(nbs / "03_never.ipynb", params, "open('ran-03', 'w').write('x')")
     out = tmp_path / "run"
-    code = runner.run_series(out, "synthetic", quick=True, image_size=32, notebook_dir=nbs, precision="mixed_bfloat16")
+    code = runner.run_series(out, "synthetic", {"IMAGE_SIZE": 32, "PRECISION": "mixed_bfloat16"}, notebook_dir=nbs)
     err = capsys.readouterr().err
     assert code == 1
     assert "02_fails.ipynb failed" in err and "boom in lesson two" in err and "raise ValueError" in err
     assert (out / "ran-01").read_text() == "32 mixed_bfloat16"  # parameters were injected
     assert not (out / "ran-03").exists()
     assert (out / "02_fails.ipynb").exists()  # the executed notebook, with its error, is kept
+
+
+def test_only_the_given_settings_reach_only_the_lessons_that_declare_them(tmp_path, capsys):
+    """`run --epochs 5` reaches every lesson with EPOCHS (whatever its own default); a setting not given keeps
+    each lesson's default; a lesson without EPOCHS gets no EPOCHS; the report shows what each lesson used."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    dump = "import json\njson.dump({k: v for k, v in globals().items() if k.isupper()}, open(NAME + '.json', 'w'))"
+    _notebook(nbs / "01_explore.ipynb", "DATA_DIR = None\nNAME = '01'", dump)
+    _notebook(nbs / "02_head.ipynb", "DATA_DIR = None\nIMAGE_SIZE = 150\nEPOCHS = 30\nRUN_DIR = 'r'\n"
+              "NAME = '02'", dump, RECORD.format(metrics=_metrics(0.8)))
+    _notebook(nbs / "06_scratch.ipynb", "IMAGE_SIZE = 150\nEPOCHS = 10\nSEED = 7\nRUN_DIR = 'r'\n"
+              "NAME = '06'", dump, RECORD.format(metrics=_metrics(0.0)))
+    out = tmp_path / "run"
+    assert runner.run_series(out, "synthetic", {"EPOCHS": 5}, notebook_dir=nbs) == 0
+    seen = {n: json.loads((out / f"{n}.json").read_text()) for n in ("01", "02", "06")}
+    assert "EPOCHS" not in seen["01"] and "RUN_DIR" not in seen["01"]
+    assert seen["02"]["EPOCHS"] == 5 and seen["02"]["IMAGE_SIZE"] == 150  # given / the lesson's own default
+    assert seen["06"]["EPOCHS"] == 5 and seen["06"]["SEED"] == 7
+    assert seen["02"]["RUN_DIR"] == seen["06"]["RUN_DIR"] == str(out.resolve())
+    assert "DATA_DIR" not in seen["06"]  # not declared there, so not passed
+    console = capsys.readouterr().out
+    assert "Your settings: --epochs 5;" in console
+    assert "[1/3] 01_explore.ipynb  (its own defaults)" in console
+    assert "[3/3] 06_scratch.ipynb  (--epochs 5; own defaults otherwise)" in console
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings_given"] == {"EPOCHS": 5}
+    assert summary["lesson_settings"]["06"] == {"image_size": 150, "epochs": 5, "epochs_run": 2, "quick": False,
+                                                "subset": None, "weights": "none (random weights)", "test_n": 20}
+    assert summary["notebooks"]["02_head.ipynb"]["parameters"]["EPOCHS"] == 5
+    report = (out / "results.md").read_text()
+    assert "| lesson | weights | quick | image size | epochs | test n | accuracy |" in report
+    assert "| 06 | none (random weights) | no | 150 | 2 of 5 | 20 | 0.000 [0.000, 0.100] |" in report
+    assert "Settings given: `--epochs 5`" in report
+    assert (out / "comparison.png").stat().st_size > 10_000
+
+
+def test_a_setting_no_lesson_takes_is_named(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_explore.ipynb", "IMAGE_SIZE = 150", "pass")
+    assert runner.run_series(tmp_path / "run", "synthetic", {"SEED": 3}, notebook_dir=nbs) == 0
+    assert "Note: no lesson run here takes SEED: --seed has no effect." in capsys.readouterr().out
+
+
+def test_the_notebooks_warnings_reach_the_console_and_the_report(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    warn = ("import warnings\n"
+            "warnings.warn('train: skipped 2 unreadable images of 50: a.jpeg, b.jpeg')\n"
+            "warnings.warn('No GPU found: lessons run on the CPU, slowly.')\n"
+            "import sys\nprint('progress 10/10', file=sys.stderr)")
+    _notebook(nbs / "01_one.ipynb", "X = 1", warn)
+    _notebook(nbs / "02_two.ipynb", "X = 1", "import warnings\n"
+              "warnings.warn('No GPU found: lessons run on the CPU, slowly.')")
+    out = tmp_path / "run"
+    assert runner.run_series(out, "synthetic", notebook_dir=nbs) == 0
+    console = capsys.readouterr().out
+    assert "    warning: UserWarning: train: skipped 2 unreadable images of 50: a.jpeg, b.jpeg" in console
+    assert console.count("warning: UserWarning: No GPU found") == 1  # once, then "as in an earlier notebook"
+    assert "(1 warning(s) as in an earlier notebook)" in console
+    assert "warnings.warn(" not in console and "progress 10/10" not in console
+    report = (out / "results.md").read_text()
+    assert "## Warnings the notebooks printed" in report
+    assert "  - UserWarning: train: skipped 2 unreadable images of 50: a.jpeg, b.jpeg" in report
+    assert report.count("No GPU found") == 2  # under each notebook
+
+
+def test_warnings_of_a_failing_notebook_are_shown(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_fails.ipynb", "X = 1", "import warnings\nwarnings.warn('Skipped unreadable image x.jpeg')\n"
+              "raise RuntimeError('no images left')")
+    assert runner.run_series(tmp_path / "run", "synthetic", notebook_dir=nbs) == 1
+    assert "warning: UserWarning: Skipped unreadable image x.jpeg" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("only, expected", [
+    (["2"], ["02_baseline_vgg16"]),
+    (["02"], ["02_baseline_vgg16"]),
+    (["3", "2"], ["02_baseline_vgg16", "03_class_weights"]),
+    (["2,3"], ["02_baseline_vgg16", "03_class_weights"]),
+    (["02_baseline"], ["02_baseline_vgg16"]),
+    (["06_from_scratch_cnn.ipynb"], ["06_from_scratch_cnn"]),
+    (None, ["01_data_exploration", "02_baseline_vgg16", "03_class_weights", "06_from_scratch_cnn"]),
+])
+def test_only_accepts_numbers_and_names(only, expected):
+    notebooks = [Path(f"/x/{n}.ipynb") for n in ("01_data_exploration", "02_baseline_vgg16", "03_class_weights",
+                                                 "06_from_scratch_cnn")]
+    assert [p.stem for p in runner.select_lessons(notebooks, only)] == expected
+
+
+@pytest.mark.parametrize("only", [["99"], ["2", "99"], ["baseline"], ["0"]])
+def test_only_refuses_an_unknown_lesson_and_lists_them(only):
+    notebooks = [Path(f"/x/{n}.ipynb") for n in ("01_data_exploration", "02_baseline_vgg16")]
+    with pytest.raises(runner.RunError) as err:
+        runner.select_lessons(notebooks, only)
+    assert str(err.value).startswith(f"--only {only[-1]}: there is no such lesson in /x. The lessons are: "
+                                     "01_data_exploration, 02_baseline_vgg16. Give their numbers, e.g. --only 2 3.")
+
+
+def test_a_run_folder_with_results_is_not_reused(tmp_path):
+    runner.check_run_folder(tmp_path / "new")  # absent: fine
+    (tmp_path / "empty").mkdir()
+    runner.check_run_folder(tmp_path / "empty")  # empty: fine
+    used = tmp_path / "used"
+    (used / "models").mkdir(parents=True)
+    (used / "results.json").write_text("[]")
+    with pytest.raises(runner.RunError, match=r"already holds a run \(results.json, models\): its results would "
+                                              r"mix with this run's. Give a new folder with --out"):
+        runner.check_run_folder(used)
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    _notebook(lessons / "01_a.ipynb", "X = 1")
+    with pytest.raises(runner.RunError, match=r"holds notebooks \(01_a.ipynb\), which the run would overwrite"):
+        runner.check_run_folder(lessons)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(runner.RunError, match="is a file, not a folder"):
+        runner.check_run_folder(tmp_path / "file")
+
+
+def test_a_reused_run_folder_is_refused_before_anything_runs(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_a.ipynb", "X = 1", "open('ran', 'w').write('x')")
+    out = tmp_path / "run"
+    assert runner.run_series(out, "synthetic", notebook_dir=nbs) == 0
+    before = (out / "results.md").read_text()
+    (out / "ran").unlink()
+    with pytest.raises(runner.RunError, match="already holds a run"):
+        runner.run_series(out, "synthetic", notebook_dir=nbs)
+    assert not (out / "ran").exists() and (out / "results.md").read_text() == before
+
+
+def test_peak_memory_is_not_measured_without_resource(tmp_path, monkeypatch):
+    """Windows has no `resource` module: the run still completes and the report says so."""
+    monkeypatch.setitem(__import__("sys").modules, "resource", None)
+    assert runner.peak_kernel_memory_mb() is None
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_a.ipynb", "X = 1", "pass")
+    assert runner.run_series(tmp_path / "run", "synthetic", notebook_dir=nbs) == 0
+    assert ("Peak memory of a notebook kernel: not measured on this platform (Python's resource module is "
+            "Unix-only).") in (tmp_path / "run" / "results.md").read_text()
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["peak_kernel_memory_mb"] is None
+
+
+def test_peak_memory_is_measured_on_unix():
+    pytest.importorskip("resource")
+    peak = runner.peak_kernel_memory_mb()
+    assert peak is not None and peak >= 0
+
+
+def test_every_runner_parameter_has_one_option():
+    """The options are derived from parameters.RUNNER_PARAMETERS: each one is an option, or RUN_DIR (--out)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    runner.add_run_arguments(parser)
+    dests = {a.dest for a in parser._actions}
+    for name in parameters.RUNNER_PARAMETERS:
+        assert name == runner.RUN_FOLDER_PARAMETER or (name in runner.OPTIONS and name in dests), name
+    assert set(runner.OPTIONS) | {runner.RUN_FOLDER_PARAMETER} == set(parameters.RUNNER_PARAMETERS)
+    args = parser.parse_args(["--epochs", "5", "--weights", "none", "--quick"])
+    assert {k: v for k, v in vars(args).items() if k.isupper()} == {"EPOCHS": 5, "WEIGHTS": None, "QUICK": True}
+    assert runner.as_options({"EPOCHS": 5, "WEIGHTS": None, "QUICK": True}) == "--epochs 5 --weights none --quick"
 
 
 def test_missing_notebooks_is_a_clear_error(tmp_path):
@@ -46,31 +225,19 @@ def test_missing_notebooks_is_a_clear_error(tmp_path):
 def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    assert runner.run_series(out, str(SHARED), quick=True, weights=None) == 0
+    assert runner.run_series(out, str(SHARED), {"QUICK": True, "WEIGHTS": None}) == 0
     entries = json.loads((out / "results.json").read_text())
-    assert [e["lesson"] for e in entries] == ["02 baseline", "03 class weights", "04 dropout+batchnorm",
-                                              "05 augmentation", "06 CNN from scratch", "07 fine-tuning",
-                                              "08 threshold for 95% sensitivity"]
+    assert [e["lesson"][:2] for e in entries] == ["02", "03", "04", "05", "06", "07", "08"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings_given"] == {"QUICK": True, "WEIGHTS": None}
     for e in entries:
-        assert e["metrics"]["n"] == 80  # quick mode: 40 test images per class
+        used = summary["lesson_settings"][e["lesson"]]
+        assert used["quick"] is True and used["image_size"] == parameters.QUICK_PRESET["IMAGE_SIZE"]
+        assert used["weights"] == "none (random weights)" and e["metrics"]["n"] == used["test_n"]
         m = e["metrics"]["accuracy"]
         assert m["low"] <= m["value"] <= m["high"]
     report = (out / "results.md").read_text()
     for nb in runner.lesson_notebooks():
         assert nb.name in report and (out / nb.name).exists()
     assert (out / "comparison.png").stat().st_size > 10_000
-    assert json.loads((out / "summary.json").read_text())["params"]["QUICK"] is True
-    models = sorted(p.name for p in (out / "models").glob("*.keras"))
-    assert models[0] == "02_baseline.keras" and len(models) == 7  # every lesson saved a model for `predict`
-
-
-def test_every_lesson_takes_and_applies_the_precision_parameter():
-    for path in runner.lesson_notebooks():
-        nb = nbformat.read(path, as_version=4)
-        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-        assert len(tagged) == 1 and 'PRECISION = "float32"' in tagged[0].source, path.name
-        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-        if path.name.startswith("01"):
-            continue  # data exploration trains nothing
-        assert "keras.mixed_precision.set_global_policy(PRECISION)" in code, path.name
-        assert 'activation="softmax", dtype="float32"' in code, path.name  # float32 outputs under mixed precision
+    assert len(list((out / "models").glob("*.keras"))) == 7  # every lesson saved a model for `predict`

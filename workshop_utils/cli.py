@@ -15,7 +15,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_download_arguments(sub.add_parser("download", help="download and verify the dataset"))
     from . import runner
 
-    runner.add_run_arguments(sub.add_parser("run", help="run every lesson notebook in order"))
+    runner.add_run_arguments(sub.add_parser(
+        "run", help="run every lesson notebook in order (needs papermill and ipykernel: the [run] extra)",
+        description="Run the lesson notebooks in order with papermill into a new run folder, then write "
+                    "results.md, summary.json and comparison.png there."))
     from . import check, kit, predict
 
     predict.add_predict_arguments(sub.add_parser(

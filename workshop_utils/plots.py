@@ -93,20 +93,23 @@ def plot_confusion(result: dict, title: str = "Test confusion matrix"):
 
 
 def plot_comparison(results: list[dict], metrics: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "auc")):
-    """Each lesson's test metrics side by side, with their 95% CIs as error bars."""
+    """Each lesson's test metrics side by side, with their 95% CIs as error bars and each value written on its
+    bar (so a zero is seen, not missed); the legend sits below the plot, clear of the bars."""
     metrics = tuple(m for m in metrics if m in METRICS)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results) + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(results) + 2), 4.6), layout="constrained")
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
-        values = np.array([r["metrics"][m]["value"] for m in metrics])
+        values = np.array([r["metrics"][m]["value"] for m in metrics], dtype=float)
         low = values - np.array([r["metrics"][m]["low"] for m in metrics])
         high = np.array([r["metrics"][m]["high"] for m in metrics]) - values
-        ax.bar(np.arange(len(metrics)) + (i - (len(results) - 1) / 2) * width, values, width,
-               yerr=np.nan_to_num([low, high]), capsize=3, label=r["lesson"])
+        bars = ax.bar(np.arange(len(metrics)) + (i - (len(results) - 1) / 2) * width, np.nan_to_num(values), width,
+                      yerr=np.nan_to_num([low, high]), capsize=3, label=r["lesson"])
+        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{v:.2f}" for v in values], padding=2, fontsize=6,
+                     rotation=90)
     ax.set_xticks(np.arange(len(metrics)), metrics)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("test value (95% CI)")
-    ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Lessons compared on the test split")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=min(len(results), 4) or 1, fontsize=7, frameon=False)
     return fig
