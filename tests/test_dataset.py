@@ -1,4 +1,5 @@
-"""Tests for workshop_utils.dataset: finding the dataset, listing images, checking counts, patient ids."""
+"""Tests for workshop_utils.dataset: finding the dataset, listing images, the releases and the rule for
+accepting a copy, patient ids."""
 from __future__ import annotations
 
 import os
@@ -8,16 +9,24 @@ from pathlib import Path
 
 import pytest
 
+from helpers_data import unreadable  # noqa: F401 (a fixture)
+
 from workshop_utils import dataset
 from workshop_utils.dataset import (
     CLASSES,
+    RELEASES,
     DatasetIncompleteError,
     DatasetNotFoundError,
     find_dataset_root,
+    inspect_dataset,
     list_images,
+    match_release,
     patient_id,
     verify_dataset,
 )
+
+MENDELEY = "Mendeley release (ChestXRay2017.zip)"
+KAGGLE = "Kaggle release (chest-xray-pneumonia)"
 
 SMALL = {
     "train": {"NORMAL": 2, "PNEUMONIA": 3},
@@ -105,6 +114,28 @@ def test_folder_without_dataset_is_an_actionable_error(tmp_path, make_tree):
     for needed in ("train/NORMAL", "train/PNEUMONIA", "test/NORMAL", "test/PNEUMONIA"):
         assert needed in message
     _assert_actionable(message)
+
+
+def test_find_names_a_lowercase_class_folder(tmp_path, make_tree):
+    root = make_tree(tmp_path / "chest_xray", SMALL)
+    (root / "train" / "NORMAL").rename(root / "train" / "normal")
+    if (root / "train" / "NORMAL").is_dir():
+        pytest.skip("case-insensitive file system: train/normal is found as train/NORMAL")
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset_root(tmp_path)
+    message = str(info.value)
+    assert ("found train/normal: the folders must be named NORMAL and PNEUMONIA (upper case); rename it "
+            f"({root / 'train' / 'normal'} -> {root / 'train' / 'NORMAL'})") in message
+    assert info.value.near_miss == root
+    _assert_actionable(message)
+
+
+def test_find_names_what_it_could_not_read(tmp_path, make_tree, unreadable):
+    make_tree(tmp_path / "locked" / "chest_xray", SMALL)
+    locked = unreadable(tmp_path / "locked")
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset_root(tmp_path)
+    assert f"cannot read {locked} (Permission denied)" in str(info.value)
 
 
 def test_find_searches_four_levels_down_and_no_further(tmp_path, make_tree):
@@ -217,7 +248,6 @@ def test_verify_names_every_wrong_split_and_class(tmp_path, make_tree):
     # Exactly those three, no correct split/class is named.
     assert len(re.findall(r"\w+/\w+: \d+ images, expected \d+", message)) == 3
     assert "train/PNEUMONIA" not in message and "test/NORMAL" not in message
-    assert "python -m workshop_utils download" in message
     assert isinstance(info.value, ValueError)
 
 
@@ -243,12 +273,110 @@ def test_verify_checks_val_when_present(tmp_path, make_tree):
         verify_dataset(root, SMALL)
 
 
-def test_verify_defaults_to_the_official_counts(tmp_path, make_tree):
+def test_verify_without_expected_applies_the_rule(tmp_path, make_tree):
+    """No ``expected``: any counts pass (the rule only refuses a class without images in train or test)."""
     root = make_tree(tmp_path, SMALL)
-    with pytest.raises(DatasetIncompleteError) as info:
+    assert verify_dataset(root) == SMALL
+    for f in (root / "test" / "NORMAL").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetIncompleteError, match=r"has no images in test/NORMAL"):
         verify_dataset(root)
-    assert "train/PNEUMONIA: 3 images, expected 3875" in str(info.value)
-    assert "test/NORMAL: 1 images, expected 234" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# the releases and the rule
+
+
+def test_the_two_releases():
+    """Kermany et al. 2018: Mendeley's archive has the paper's 5,232 training images and no val/; Kaggle moved
+    8 + 8 of them into val/. Both have the same 624-image test split."""
+    mendeley, kaggle = RELEASES[MENDELEY], RELEASES[KAGGLE]
+    assert mendeley == {"train": {"NORMAL": 1349, "PNEUMONIA": 3883}, "test": {"NORMAL": 234, "PNEUMONIA": 390}}
+    assert kaggle == {"train": {"NORMAL": 1341, "PNEUMONIA": 3875}, "val": {"NORMAL": 8, "PNEUMONIA": 8},
+                      "test": {"NORMAL": 234, "PNEUMONIA": 390}}
+    assert sum(mendeley["train"].values()) == 5232 == sum(kaggle["train"].values()) + sum(kaggle["val"].values())
+    for cls in CLASSES:
+        assert mendeley["train"][cls] == kaggle["train"][cls] + kaggle["val"][cls]
+
+
+@pytest.mark.parametrize("release", [MENDELEY, KAGGLE])
+def test_match_release_recognises_each_release(release):
+    counts = {split: dict(per_class) for split, per_class in RELEASES[release].items()}
+    assert match_release(counts) == (release, [])
+    assert match_release(counts).describe() == release
+
+
+def test_match_release_names_the_differences_from_the_closest():
+    # Kaggle's copy with a smaller test split (the shared downsized copy).
+    shared = {"train": {"NORMAL": 1341, "PNEUMONIA": 3875}, "val": {"NORMAL": 8, "PNEUMONIA": 8},
+              "test": {"NORMAL": 113, "PNEUMONIA": 182}}
+    assert match_release(shared) == (KAGGLE, ["test/NORMAL: 113 images (the release has 234)",
+                                              "test/PNEUMONIA: 182 images (the release has 390)"])
+    assert match_release(shared).describe() == (
+        "matches no published release; closest: Kaggle release (chest-xray-pneumonia), but test/NORMAL: 113 "
+        "images (the release has 234); test/PNEUMONIA: 182 images (the release has 390)")
+    # Mendeley's counts less one image, with no val/: closest is Mendeley, one difference.
+    one_less = {"train": {"NORMAL": 1348, "PNEUMONIA": 3883}, "test": {"NORMAL": 234, "PNEUMONIA": 390}}
+    assert match_release(one_less) == (MENDELEY, ["train/NORMAL: 1348 images (the release has 1349)"])
+    # Kaggle's train and test, but val/ deleted: Kaggle is 16 images away, Mendeley 16 too; the first wins,
+    # and a missing or an extra val/ is named either way.
+    no_val = {"train": {"NORMAL": 1341, "PNEUMONIA": 3875}, "test": {"NORMAL": 234, "PNEUMONIA": 390}}
+    assert match_release(no_val) == (MENDELEY, ["train/NORMAL: 1341 images (the release has 1349)",
+                                                "train/PNEUMONIA: 3875 images (the release has 3883)"])
+    kaggle_train_with_val = {**no_val, "val": {"NORMAL": 8, "PNEUMONIA": 8}}
+    assert match_release(kaggle_train_with_val) == (KAGGLE, [])
+    mendeley_with_val = {**RELEASES[MENDELEY], "val": {"NORMAL": 8, "PNEUMONIA": 8}}
+    assert match_release(mendeley_with_val) == (MENDELEY, ["val/NORMAL: 8 images (the release has no val/ folder)",
+                                                           "val/PNEUMONIA: 8 images (the release has no val/ folder)"])
+    kaggle_no_val = {"train": {"NORMAL": 1340, "PNEUMONIA": 3875}, "test": {"NORMAL": 234, "PNEUMONIA": 390}}
+    match = match_release(kaggle_no_val)
+    assert match.release == MENDELEY and len(match.differences) == 2
+
+
+def test_inspect_accepts_any_counts_and_says_how_they_differ(tmp_path, make_tree):
+    root = make_tree(tmp_path, SMALL)
+    found = inspect_dataset(root)
+    assert found.root == root and found.counts == SMALL and found.notes == []
+    assert found.release.release == KAGGLE and "train/NORMAL: 2 images (the release has 1341)" in found.release.differences
+    assert found.warnings() == [f"the dataset at {root} {found.release.describe()}. It is used as it is."]
+
+
+def test_inspect_refuses_a_class_without_images(tmp_path, make_tree):
+    root = make_tree(tmp_path, NO_VAL)
+    for f in (root / "train" / "NORMAL").iterdir():
+        f.unlink()
+    (root / "train" / "NORMAL" / "Thumbs.db").write_bytes(b"junk")  # not an image either
+    with pytest.raises(DatasetIncompleteError) as info:
+        inspect_dataset(root)
+    assert str(info.value) == (f"The dataset at {root} has no images in train/NORMAL: every class needs images "
+                               "in train and test (found train 0 + 3, test 1 + 2, NORMAL + PNEUMONIA).")
+    # An empty val/ class is fine: val/ is optional (Mendeley has none).
+    root = make_tree(tmp_path / "b", {**NO_VAL, "val": {"NORMAL": 0, "PNEUMONIA": 1}})
+    assert inspect_dataset(root).counts["val"] == {"NORMAL": 0, "PNEUMONIA": 1}
+
+
+def test_inspect_names_extra_and_misnamed_class_folders(tmp_path, make_tree):
+    root = make_tree(tmp_path, SMALL)
+    make_tree(tmp_path / "other", {"train": {"COVID": 1}, "test": {"normal": 1}})
+    (tmp_path / "other" / "train" / "COVID").rename(root / "train" / "COVID")
+    case_sensitive = not (root / "test" / "normal").exists()
+    if case_sensitive:  # NORMAL and normal side by side
+        (tmp_path / "other" / "test" / "normal").rename(root / "test" / "normal")
+    notes = inspect_dataset(root).notes
+    assert f"train/COVID in {root} is not used: the lessons only use the classes NORMAL and PNEUMONIA" in notes
+    if case_sensitive:
+        assert ("found test/normal: the folders must be named NORMAL and PNEUMONIA (upper case); rename it "
+                f"({root / 'test' / 'normal'} -> {root / 'test' / 'NORMAL'})") in notes
+    assert len(notes) == 1 + case_sensitive
+
+
+def test_unreadable_class_folder_names_the_folder(tmp_path, make_tree, unreadable):
+    root = make_tree(tmp_path, SMALL)
+    folder = unreadable(root / "train" / "PNEUMONIA")
+    with pytest.raises(DatasetIncompleteError) as info:
+        inspect_dataset(root)
+    assert str(info.value) == (f"Cannot read {folder} (Permission denied): make it readable (e.g. chmod -R u+rX "
+                               f"{folder}), or copy the dataset to a folder you own.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,9 +424,11 @@ def test_real_dataset_is_found_and_has_the_expected_counts(real_data_root, real_
     assert find_dataset_root(real_data_root) == real_data_root
     assert find_dataset_root(real_data_root.parent) == real_data_root
     assert verify_dataset(real_data_root, real_counts) == real_counts
-    # The shared copy is downsized: the default (official) test counts do not match.
-    with pytest.raises(DatasetIncompleteError, match=r"test/NORMAL: 113 images, expected 234"):
-        verify_dataset(real_data_root)
+    # The shared copy is downsized: Kaggle's release with a smaller test split, used with a warning.
+    found = inspect_dataset(real_data_root)
+    assert found.counts == real_counts and found.notes == []
+    assert found.release == (KAGGLE, ["test/NORMAL: 113 images (the release has 234)",
+                                      "test/PNEUMONIA: 182 images (the release has 390)"])
 
 
 def test_real_train_file_names_all_parse(real_data_root):

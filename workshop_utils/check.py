@@ -102,34 +102,93 @@ def check_packages() -> list[Item]:
     return items
 
 
-def _format_counts(counts: dict[str, dict[str, int]]) -> str:
-    return ", ".join(f"{split} " + " + ".join(map(str, per_class.values())) for split, per_class in counts.items())
+def image_opens(path: str | Path) -> bool:
+    """True when Pillow reads ``path``'s header as an image (``Image.open`` + ``verify``) and a JPEG ends with
+    its end-of-image marker; False for a zero-byte file, a text file named ``.jpeg``, a damaged header or a
+    truncated JPEG. No pixels are decoded."""
+    from PIL import Image
 
-
-def check_dataset(data_dir: str | Path | None = None, expected: dict | None = None) -> Item:
-    """The dataset is found and its counts match ``expected`` (default: the official counts).
-
-    A copy whose train (and val) match but whose test split differs (the shared downsized copy) is a WARN.
-    """
-    folder = Path(data_dir).expanduser() if data_dir else (paths.user_data_dir() or paths.default_data_dir())
     try:
-        root = dataset.find_dataset_root(folder)
-    except dataset.DatasetNotFoundError:
+        with Image.open(path) as img:
+            img.verify()
+            if img.format == "JPEG":
+                with open(path, "rb") as f:
+                    f.seek(-2, os.SEEK_END)
+                    return f.read(2) == b"\xff\xd9"
+    except Exception:  # Pillow raises many kinds for broken files (OSError, SyntaxError, ValueError ...)
+        return False
+    return True
+
+
+def check_dataset(data_dir: str | Path | None = None) -> Item:
+    """The dataset, by the rule every command uses (download.locate_dataset, dataset.inspect_dataset), with
+    only the files that open as images counted.
+
+    OK: one of the published releases. WARN: a copy that differs from them (named differences), extra or
+    misnamed class folders, files that are not images (named; the lessons skip them), or an archive in the
+    default folder not unpacked yet. FAIL: what would be refused (no dataset where it was pointed at, a
+    class without images, an unreadable folder).
+    """
+    if str(data_dir) == "synthetic" or (data_dir is None and os.environ.get(paths.DATA_DIR_ENV) == "synthetic"):
+        return Item("OK", "Dataset", "synthetic: the generated toy dataset (made on first use)")
+    folder, chosen_by = download.data_folder(data_dir, "--data-dir")
+    try:
+        root = download.find_own_copy(folder, chosen_by) if chosen_by else download.find_copy(folder)
+    except dataset.DatasetNotFoundError as exc:
+        return Item("FAIL", "Dataset", exc.reason, exc.advice)
+    if root is None:
+        archives = download.archives_in(folder)
+        if archives:
+            return Item("WARN", "Dataset", f"{archives[0]} is not unpacked yet",
+                        "python -m workshop_utils download   (unpacks it; no network needed)")
         return Item("FAIL", "Dataset", f"not found in {folder}",
                     "python -m workshop_utils download   (or point WORKSHOP_DATA_DIR / --data-dir at your copy)")
-    expected = dataset.OFFICIAL_COUNTS if expected is None else expected
-    counts = dataset.count_images(root)
-    found = f"{root}: {_format_counts(counts)} (NORMAL + PNEUMONIA)"
-    differ = [split for split, per_class in expected.items()
-              if not (split == "val" and split not in counts) and counts.get(split, {}) != per_class]
-    if not differ:
-        return Item("OK", "Dataset", found)
-    wanted = _format_counts({split: expected[split] for split in differ})
-    if differ == ["test"]:
-        return Item("WARN", "Dataset", f"{found}; the test split differs from the official one ({wanted}): a "
-                    "downsized copy", "fine for the workshop; test scores are not comparable with published ones")
-    return Item("FAIL", "Dataset", f"{found}; expected {wanted}",
-                "the copy is incomplete: delete it and run python -m workshop_utils download")
+    broken: list[str] = []
+    counts: dict[str, dict[str, int]] = {}
+    try:
+        for split in dataset.SPLITS:
+            if (root / split).is_dir():
+                listing = dataset.list_images(root, split, warn=False)
+                good: list[int] = []
+                for path, label in zip(listing.paths, listing.labels):
+                    if image_opens(path):
+                        good.append(label)
+                    else:
+                        broken.append(path)
+                counts[split] = {cls: good.count(i) for i, cls in enumerate(dataset.CLASSES)}
+        inspection = dataset.inspect_dataset(root, counts)
+    except dataset.DatasetIncompleteError as exc:
+        fix = ("make the folder readable, or point WORKSHOP_DATA_DIR / --data-dir at a copy you can read"
+               if str(exc).startswith("Cannot read") else
+               "complete the copy, or get the dataset again: python -m workshop_utils download")
+        return Item("FAIL", "Dataset", str(exc), fix)
+    found = f"{root}: {dataset.format_counts(counts)} (NORMAL + PNEUMONIA)"
+    problems, fixes = [], []
+    if inspection.release.differences:
+        problems.append(inspection.release.describe())
+        fixes.append("fine for the workshop (the copy is used as it is); scores on a test split that differs "
+                     "are not comparable with published ones")
+    else:
+        found += f": the {inspection.release.release}"
+    problems += inspection.notes
+    if broken:
+        names = ", ".join(os.path.relpath(p, root) for p in broken[:5]) + (" ..." if len(broken) > 5 else "")
+        problems.append(f"{len(broken)} file(s) are not readable images and are not counted ({names})")
+        fixes.append("the lessons skip them; delete or replace them")
+    if problems:
+        return Item("WARN", "Dataset", f"{found}; " + "; ".join(problems), "; ".join(fixes) or "see above")
+    return Item("OK", "Dataset", found)
+
+
+def check_cache() -> Item:
+    """The cache folder (decoded images, features, the synthetic dataset) can be written."""
+    folder = paths.cache_dir()
+    reason = download.unwritable_reason(folder)
+    if reason is not None:
+        return Item("FAIL", "Cache folder", f"{folder} is not writable ({reason})",
+                    f"export {paths.CACHE_DIR_ENV}=<a folder you can write to>   (or {paths.HOME_ENV}=<folder>: "
+                    "the caches then go to <folder>/cache)")
+    return Item("OK", "Cache folder", f"{folder} ({'writable' if folder.is_dir() else 'will be created'})")
 
 
 def _md5(path: Path) -> str:
@@ -188,11 +247,11 @@ def check_disk(data_dir: str | Path | None = None, dataset_present: bool = True)
 
 
 def run_checks(data_dir: str | Path | None = None, weights_file: str | Path | None = None,
-               expected: dict | None = None, gpu: bool = True) -> list[Item]:
-    """Every check, in order. ``expected`` overrides the dataset counts; ``gpu=False`` skips starting Keras."""
+               gpu: bool = True) -> list[Item]:
+    """Every check, in order. ``gpu=False`` skips starting Keras."""
     items = [check_python(), *check_packages()]
-    data = check_dataset(data_dir, expected)
-    items += [data, check_weights(weights_file)]
+    data = check_dataset(data_dir)
+    items += [data, check_cache(), check_weights(weights_file)]
     if gpu:
         items.append(check_gpu())
     items.append(check_disk(data_dir, dataset_present=data.status != "FAIL"))
@@ -208,14 +267,15 @@ def format_item(item: Item) -> str:
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``check`` sub-command's options to ``parser``."""
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="the dataset folder (default: $WORKSHOP_DATA_DIR, else ./data in a checkout)")
+                        help="your dataset folder (default: $WORKSHOP_DATA_DIR, else the default data folder: "
+                             "$WORKSHOP_HOME/data, else ./data in a checkout)")
     parser.add_argument("--weights", type=Path, default=None, metavar="FILE",
                         help=f"the VGG16 weights file (default: $KERAS_HOME/models/{weights.VGG16_NOTOP_FILE})")
 
 
 def main_check(args: argparse.Namespace) -> int:
     """Run the ``check`` sub-command: print every item; 0 when nothing FAILs, else 1."""
-    items = run_checks(args.data_dir, args.weights, expected=getattr(args, "expected", None))
+    items = run_checks(args.data_dir, args.weights)
     for item in items:
         print(format_item(item), flush=True)
     failed = [item.name for item in items if item.status == "FAIL"]
