@@ -1,16 +1,31 @@
-"""Helpers for the pneumonia chest X-ray workshop: data, caching, metrics, plots and the runner.
+"""Helpers for the pneumonia chest X-ray workshop: data, caching, the lesson frame, metrics, plots and the runner.
 
-Importing this package does not import TensorFlow or Keras; only the modules that run models
-(`features`) touch Keras, and they work on any Keras backend.
+Importing this package does not import TensorFlow or Keras. Its modules are reachable as attributes
+(``wu.lesson``, ``wu.plots``, ``wu.preprocessing`` ...) and are imported on first use; only the modules that
+build or run models (``preprocessing``, ``heads``, ``batches``, ``features`` when it runs) import Keras, and they
+work on any Keras backend.
 """
+import importlib
+
 from .dataset import CLASSES, find_dataset_root, list_images, patient_id, verify_dataset
 from .images import ImageSet, load_dataset, load_split
 from .metrics import evaluate, format_metrics
 from .splits import class_weights, patient_split
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+#: Submodules imported on first attribute access (``wu.plots`` imports matplotlib, ``wu.heads`` Keras).
+SUBMODULES = ("batches", "check", "dataset", "download", "environment", "exercises", "features", "gradcam",
+              "heads", "images", "kit", "lesson", "metrics", "parameters", "paths", "plots", "predict",
+              "preprocessing", "results", "runner", "saving", "splits", "student", "synthetic", "weights")
 
 __all__ = [
     "CLASSES", "ImageSet", "class_weights", "evaluate", "find_dataset_root", "format_metrics",
     "list_images", "load_dataset", "load_split", "patient_id", "patient_split", "verify_dataset",
 ]
+
+
+def __getattr__(name: str):
+    if name in SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,3 +77,35 @@ def format_metrics(result: dict) -> str:
     (tn, fp), (fn, tp) = result["confusion"]
     lines.append(f"confusion   TN={tn} FP={fp} FN={fn} TP={tp}  (n={result['n']})")
     return "\n".join(lines)
+
+
+def _calibration_point(y: np.ndarray, p: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected calibration error and Brier score along the last axis (rows are resamples)."""
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    ece = np.zeros(p.shape[:-1])
+    for b in range(n_bins):
+        inside = bins == b
+        count = inside.sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.abs((p * inside).sum(-1) - (y * inside).sum(-1)) / count
+        ece += np.where(count > 0, gap * count / p.shape[-1], 0.0)
+    return ece, ((p - y) ** 2).mean(-1)
+
+
+def calibration(y_true: np.ndarray, y_prob: np.ndarray, n_bins: int = 10, n_boot: int = 2000,
+                seed: int = 0) -> dict:
+    """Expected calibration error (ECE: the gap between confidence and frequency of PNEUMONIA, averaged over
+    ``n_bins`` equal-width bins of P(PNEUMONIA), weighted by the images in each) and Brier score (mean squared
+    error of P(PNEUMONIA)), each ``{"value", "low", "high"}`` with a 95% percentile bootstrap interval."""
+    y = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(y_prob, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has {y.size} labels but y_prob has {p.size} probabilities.")
+    if p.size and (p.min() < 0 or p.max() > 1):
+        raise ValueError("y_prob must hold probabilities between 0 and 1.")
+    point = _calibration_point(y, p, n_bins)
+    idx = np.random.default_rng(seed).integers(0, len(y), (n_boot, len(y)))
+    boots = _calibration_point(y[idx], p[idx], n_bins)
+    return {name: {"value": float(value), "low": float(np.percentile(boot, 2.5)),
+                   "high": float(np.percentile(boot, 97.5))}
+            for name, value, boot in zip(("ece", "brier"), point, boots)}

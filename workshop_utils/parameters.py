@@ -15,8 +15,8 @@ RUNNER_PARAMETERS: dict[str, str] = {
     "WEIGHTS": '"imagenet", the path of a local VGG16 weights file, or None (random weights)',
     "PRECISION": '"float32", or "mixed_float16" / "mixed_bfloat16" on GPUs with 16-bit units',
     "SEED": "one seed for the split, the initial weights, the augmentation and the shuffling",
-    "RESULTS_FILE": "the JSON file every lesson records its test metrics in",
-    "MODEL_DIR": "the folder the lessons save their models in (for `python -m workshop_utils predict`)",
+    "RUN_DIR": "the run folder: every lesson records its test metrics in RUN_DIR/results.json and saves its "
+               "model in RUN_DIR/models/ (for `python -m workshop_utils predict`)",
 }
 
 #: What QUICK = True changes: a smoke test of every line of a lesson in about a minute on a laptop CPU.
