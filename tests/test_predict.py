@@ -272,26 +272,31 @@ def test_overlay_colours_the_hot_region():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
-def test_gradcam_on_jax_matches_tensorflow(vgg):
-    """The hand-built patch detector, and the saved VGG16 lesson model (GrayToVGG16 inside) loaded on JAX."""
+def test_gradcam_on_jax_matches_tensorflow(vgg, tmp_path):
+    """The hand-built patch detector, and the saved VGG16 lesson model (GrayToVGG16 inside) loaded on JAX:
+    the same heatmaps, and predict gives the same probability."""
     path, model = vgg
+    image = _write_formats(tmp_path)[0]
     code = ("import numpy as np, sys, json; sys.path.insert(0, 'tests');"
             "from helpers_models import patch_detector, patch_image;"
             "from workshop_utils import gradcam, saving;"
             "x = patch_image(16, bright='left', dark='right')[None];"
             "gray = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype('float32');"
             f"vgg = saving.load_lesson_model({str(path)!r})[0];"
+            "from workshop_utils.predict import predict_files;"
+            f"p = [r['p_pneumonia'] for r in predict_files({str(path)!r}, [{str(image)!r}])];"
             "print(json.dumps([gradcam.gradcam(patch_detector(16), x, class_index=1).tolist(),"
-            " gradcam.gradcam(vgg, gray).tolist()]))")
+            " gradcam.gradcam(vgg, gray).tolist(), p]))")
     env = dict(os.environ, KERAS_BACKEND="jax")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    jax_patch, jax_vgg = (np.array(a) for a in json.loads(done.stdout.strip().splitlines()[-1]))
+    jax_patch, jax_vgg, jax_p = (np.array(a) for a in json.loads(done.stdout.strip().splitlines()[-1]))
     tf_patch = gradcam.gradcam(patch_detector(16), patch_image(16, bright="left", dark="right")[None], 1)
     np.testing.assert_allclose(jax_patch, tf_patch, atol=1e-3)
     gray = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
     np.testing.assert_allclose(jax_vgg, gradcam.gradcam(model, gray), atol=1e-3)
+    np.testing.assert_allclose(jax_p, [predict_files(path, [image])[0]["p_pneumonia"]], atol=1e-4)
 
 
 # --------------------------------------------------------------------------- predict = the lesson's own numbers
@@ -428,17 +433,29 @@ def test_predict_checks_the_model_against_its_description(tmp_path, capsys, make
     assert re.search(message, captured.err) and "Traceback" not in captured.err
 
 
-def test_predict_command_line_errors_exit_1_without_traceback(tmp_path, plain_keras_file):
+def test_predict_rejects_files_that_are_not_lesson_models(plain_keras_file, tmp_path, capsys):
+    image = str(_uniform_png(tmp_path / "x.png", 100))
+    junk = tmp_path / "random.keras"
+    junk.write_bytes(os.urandom(5000))
+    expected = {plain_keras_file: f"error: {plain_keras_file} is not a model saved by the workshop lessons",
+                junk: f"error: {junk} is not a Keras model file",
+                tmp_path / "absent.keras": f"error: Model file {tmp_path / 'absent.keras'} not found."}
+    for model, message in expected.items():
+        assert cli.main(["predict", str(model), image]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.startswith(message) and "Traceback" not in captured.err
+        assert captured.out == ""
+
+
+def test_predict_command_line_errors_exit_1_without_traceback(tmp_path):
     image = str(_uniform_png(tmp_path / "x.png", 100))
     no_softmax = _described(tmp_path, brightness_model(8, activation=None, bias=(-0.2, 1.2)), 8, "raw.keras")
     old = _with_entry(no_softmax, tmp_path / "old.keras", {"format": "pneumonia-workshop-model", "version": 1})
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no images here")
-    cases = {(tmp_path / "absent.keras", image): "absent.keras not found",
-             (plain_keras_file, image): "not a model saved by the workshop lessons",
+    cases = {(old, image): "saved by an older workshop version",  # (the others are checked in-process)
              (no_softmax, image): "the model does not end in softmax",
-             (old, image): "saved by an older workshop version",
              (no_softmax, str(empty)): f"error: no image files in {empty}."}
     for (model, target), message in cases.items():
         done = subprocess.run([sys.executable, "-m", "workshop_utils", "predict", str(model), target],
@@ -476,9 +493,12 @@ def test_predict_a_folder_takes_its_images(cnn, tmp_path, write_jpeg):
               _uniform_png(root / "PNEUMONIA" / "c.png", 90)]
     (root / "README.txt").write_text("not an image")
     (root / "NORMAL" / "._a.jpeg").write_bytes(b"macOS metadata")
-    results = predict_files(path, [root])
+    results = predict_files(path, [root], gradcam_dir=root / "cam")
     assert [r["file"] for r in results] == [str(p) for p in images]
     assert not any(r["error"] for r in results)
+    assert len(list((root / "cam").rglob("*_gradcam.png"))) == 3
+    again = predict_files(path, [root], gradcam_dir=root / "cam")  # the overlays are not new inputs
+    assert [r["file"] for r in again] == [str(p) for p in images]
 
 
 def test_many_images_go_in_batches_with_a_progress_bar(cnn, tmp_path, monkeypatch, capsys, write_jpeg):
@@ -490,7 +510,7 @@ def test_many_images_go_in_batches_with_a_progress_bar(cnn, tmp_path, monkeypatc
     monkeypatch.setattr(predict, "decode_image", lambda f, size: calls.append(f) or real_decode(f, size))
     results = predict_files(path, files)
     err = capsys.readouterr().err
-    assert "Predicting" in err and "70/70" in err  # from PROGRESS_FROM (64) images on
+    assert "Predicting" in err and "70/70" in err  # more than one batch (32 images)
     assert len(calls) == 70 and [r["file"] for r in results] == [str(f) for f in files]
     assert results[50]["error"].startswith("not a readable image")
     good = [f for i, f in enumerate(files) if i != 50]

@@ -155,7 +155,8 @@ def gradcam(model, images_input: np.ndarray, class_index: int | None = None, lay
             batch_size: int = 16) -> np.ndarray:
     """Grad-CAM heatmaps, shape (N, h, w) with values in [0, 1], h x w being the conv layer's grid.
 
-    ``images_input``: the model's input (already preprocessed). ``class_index``: the class to explain
+    ``images_input``: the model's input (for the lesson models, the grayscale images (N, size, size, 1),
+    values 0-255: their preprocessing is inside). ``class_index``: the class to explain
     (default: each image's predicted class). ``layer_name``: the conv layer (default: the last Conv2D,
     ``block5_conv3`` for VGG16; nested models are searched).
     """

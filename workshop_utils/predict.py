@@ -28,8 +28,8 @@ from .saving import ModelFormatError, check_probabilities, load_lesson_model, no
 OVERLAY_SIZE = 512
 #: Images decoded and predicted together (memory stays bounded for any number of files).
 BATCH_SIZE = 32
-#: A progress bar is shown from this many images on.
-PROGRESS_FROM = 2 * BATCH_SIZE
+#: A progress bar is shown from this many images on (more than one batch).
+PROGRESS_FROM = BATCH_SIZE + 1
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -44,13 +44,16 @@ def _display_image(path: str | Path, size: int = OVERLAY_SIZE) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def expand_inputs(paths: list[str | Path]) -> list[Path]:
-    """The image files to classify: each file as given, each folder as its image files (recursively, sorted)."""
+def expand_inputs(paths: list[str | Path], skip: str | Path | None = None) -> list[Path]:
+    """The image files to classify: each file as given, each folder as its image files (recursively, sorted),
+    leaving out those under the folder ``skip`` (the Grad-CAM overlays of an earlier run)."""
+    skip = Path(os.path.abspath(skip)) if skip is not None else None
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             files += sorted(p for p in path.rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("._"))
+                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("._")
+                            and (skip is None or not Path(os.path.abspath(p)).is_relative_to(skip)))
         else:
             files.append(path)
     return files
@@ -145,7 +148,7 @@ def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam
     size, threshold = meta["image_size"], float(meta["threshold"])
     pneumonia = list(meta["classes"]).index("PNEUMONIA")
     normal = 1 - pneumonia
-    files = expand_inputs(image_paths)
+    files = expand_inputs(image_paths, skip=gradcam_dir)
     results = [{"file": str(f), "class": None, "p_pneumonia": None, "threshold": threshold, "error": None}
                for f in files]
     targets: list[Path] | None = None
