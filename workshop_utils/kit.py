@@ -8,7 +8,6 @@ when ``KERAS_HOME=DIR/keras``) and ``DIR/README.txt`` (how attendees use it with
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ Offline kit for the pneumonia chest X-ray workshop
 
 This folder holds everything the lessons download, so attendees need no network:
 
-  data/                 the chest X-ray dataset (Kermany et al. 2018, CC BY 4.0), unpacked and verified
+  data/                 the chest X-ray dataset (Kermany et al. 2018, CC BY 4.0), unpacked
   keras/models/{weights_file}
                         VGG16's ImageNet weights (md5 {md5})
 
@@ -56,31 +55,6 @@ Rebuild or complete the kit with: python -m workshop_utils kit KIT   (a complete
 """
 
 
-def _stage(source: Path, target: Path) -> None:
-    """``target`` becomes a hard link to ``source``, or a copy where links are impossible."""
-    target.unlink(missing_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-
-
-def _unpack_local_archive(archive: Path, data_dir: Path, progress: bool) -> None:
-    """Unpack a local archive into ``data_dir`` without ever deleting the caller's file."""
-    if not archive.is_file():
-        raise FileNotFoundError(f"Dataset archive {archive} not found.")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staged = data_dir / f".staged-{archive.name}"  # unpack_archive deletes a corrupt archive: give it a link
-    _stage(archive, staged)
-    try:
-        download.unpack_archive(staged, data_dir, progress=progress)
-    except DownloadError as exc:
-        raise DownloadError(f"The dataset archive {archive} is damaged or not a zip/tar archive: "
-                            f"{exc.__cause__ or exc}") from exc
-    finally:
-        staged.unlink(missing_ok=True)
-
-
 def _materialise(data_dir: Path) -> None:
     """Replace the ``chest_xray`` symlink made for the Kaggle source by a real copy (the kit must travel)."""
     link = data_dir / "chest_xray"
@@ -94,22 +68,21 @@ def _materialise(data_dir: Path) -> None:
 
 
 def kit_dataset(data_dir: Path, source: str = "mendeley", dataset_archive: str | Path | None = None,
-                expected: dict | None = None, progress: bool = True) -> Path:
-    """A verified dataset in ``data_dir``: kept if complete, else unpacked from ``dataset_archive`` or
-    downloaded from ``source``. The downloaded archive is deleted once unpacked (it would double the kit)."""
-    root = download.complete_copy(data_dir, expected)
-    if root is not None:
-        return root
-    if dataset_archive is not None:
-        _unpack_local_archive(Path(dataset_archive).expanduser(), data_dir, progress)
-        root = dataset.find_dataset_root(data_dir)
-        dataset.verify_dataset(root, expected)
-        return root
-    download.download_dataset(data_dir, source=source, expected=expected, progress=progress)
+                progress: bool = True) -> Path:
+    """The dataset in ``data_dir``, by the rule every command uses (download.download_dataset): a copy
+    there is kept; else ``dataset_archive`` (a local zip or tar, never moved or deleted) is unpacked; else
+    the dataset is downloaded from ``source``. A Kaggle symlink becomes a real copy, and archives are
+    removed from the kit once unpacked (they would double its size)."""
+    data_dir = Path(data_dir)
+    if dataset_archive is not None and download.find_copy(data_dir) is None:
+        archive = Path(dataset_archive).expanduser()
+        if not archive.is_file():
+            raise FileNotFoundError(f"Dataset archive {archive} not found.")
+        download.install_archive(archive, data_dir, progress)
+    root = download.download_dataset(data_dir, source=source, progress=progress)
     _materialise(data_dir)
-    (data_dir / download.ARCHIVE_NAME).unlink(missing_ok=True)
-    root = dataset.find_dataset_root(data_dir)
-    dataset.verify_dataset(root, expected)
+    for archive in download.archives_in(data_dir):
+        archive.unlink()
     return root
 
 
@@ -123,10 +96,10 @@ def kit_weights(models_dir: Path, weights_file: str | Path | None = None, progre
     source = Path(weights_file).expanduser()
     if not source.is_file():
         raise FileNotFoundError(f"Weights file {source} not found.")
-    if not download._check_hash(source, known):
+    if not download.matches_hash(source, known):
         raise DownloadError(f"{source} is not Keras' {weights.VGG16_NOTOP_FILE}: its md5 differs from "
                             f"{weights.VGG16_NOTOP_MD5} (damaged or a different file).")
-    if target.is_file() and download._check_hash(target, known):
+    if target.is_file() and download.matches_hash(target, known):
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
@@ -136,16 +109,18 @@ def kit_weights(models_dir: Path, weights_file: str | Path | None = None, progre
 
 
 def build_kit(kit_dir: str | Path, source: str = "mendeley", dataset_archive: str | Path | None = None,
-              weights_file: str | Path | None = None, expected: dict | None = None,
-              progress: bool = True) -> dict[str, Path]:
+              weights_file: str | Path | None = None, progress: bool = True) -> dict[str, Path]:
     """Fill ``kit_dir`` with the dataset (``data/``), the VGG16 weights (``keras/models/``) and README.txt.
 
-    What is already there and verified is kept, so re-running a complete kit downloads nothing.
-    ``expected`` overrides the dataset's image counts (tests). Returns the paths of the kit's parts.
+    What is already there is kept (the dataset by the rule every command uses, the weights if their md5 is
+    right), so re-running a complete kit downloads nothing. Returns the paths of the kit's parts.
     """
     kit = Path(kit_dir).expanduser().resolve()
+    reason = download.unwritable_reason(kit)
+    if reason is not None:
+        raise DownloadError(f"Cannot write to the kit folder {kit} ({reason}): choose a folder you can write to.")
     kit.mkdir(parents=True, exist_ok=True)
-    root = kit_dataset(kit / "data", source, dataset_archive, expected, progress)
+    root = kit_dataset(kit / "data", source, dataset_archive, progress)
     weights_path = kit_weights(kit / "keras" / "models", weights_file, progress)
     readme = kit / "README.txt"
     readme.write_text(README.format(weights_file=weights.VGG16_NOTOP_FILE, md5=weights.VGG16_NOTOP_MD5,
@@ -167,15 +142,16 @@ def add_kit_arguments(parser: argparse.ArgumentParser) -> None:
 def main_kit(args: argparse.Namespace) -> int:
     """Run the ``kit`` sub-command: build the kit and say how to use it; 0, or 1 with an error."""
     try:
-        parts = build_kit(args.dir, args.source, args.dataset_archive, args.weights_file,
-                          expected=getattr(args, "expected", None))
-    except (DownloadError, FileNotFoundError, ValueError) as exc:  # incl. dataset errors
+        parts = build_kit(args.dir, args.source, args.dataset_archive, args.weights_file)
+    except (DownloadError, OSError, ValueError) as exc:  # incl. the dataset errors and FileNotFoundError
         print(f"error: {exc}", file=sys.stderr)
         return 1
     size = sum(f.stat().st_size for f in parts["dir"].rglob("*") if f.is_file())
     counts = dataset.count_images(parts["data"])
+    match = dataset.match_release(counts)
     print(f"Offline kit ready in {parts['dir']} ({size / 1e9:.2f} GB)")
-    print(f"  dataset  {parts['data']}  " + ", ".join(f"{s} {sum(c.values())}" for s, c in counts.items()))
+    print(f"  dataset  {parts['data']}  {dataset.format_counts(counts)} (NORMAL + PNEUMONIA): "
+          + (f"the {match.release}" if not match.differences else "no published release (see the warning above)"))
     print(f"  weights  {parts['weights']}")
     print(f"  usage    {parts['readme']}: export WORKSHOP_DATA_DIR={parts['dir'] / 'data'} "
           f"KERAS_HOME={parts['dir'] / 'keras'}, then python -m workshop_utils check")
