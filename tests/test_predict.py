@@ -138,6 +138,8 @@ def test_save_refuses_bad_descriptions(tmp_path):
         saving.save_lesson_model(model, tmp_path / "m.keras", 8, lesson="x", version=3)
     with pytest.raises(ValueError, match="JSON values"):
         saving.save_lesson_model(model, tmp_path / "m.keras", 8, lesson=object())
+    with pytest.raises(ValueError, match="'vgg16'.*preprocessing is no longer saved beside the model"):
+        saving.save_lesson_model(model, tmp_path / "m.keras", 8, "vgg16")  # the format-1 call
     with pytest.raises(ValueError, match=".keras files, not m.h5"):
         saving.save_lesson_model(model, tmp_path / "m.h5", 8)
     assert not list(tmp_path.iterdir())
@@ -565,7 +567,8 @@ def test_unwritable_gradcam_folder_keeps_the_predictions(cnn, tmp_path, capsys, 
     assert code == 1
     assert [LINE.match(line)["file"] for line in captured.out.splitlines()] == [str(p) for p in images]
     assert captured.err.startswith(f"error: Grad-CAM overlays missing for 2 image(s): cannot write to "
-                                   f"{blocker / 'sub'}: ")
+                                   f"{blocker / 'sub'} (")
+    assert captured.err.rstrip().endswith("; choose another --gradcam folder.")
     assert "Traceback" not in captured.err
 
     # One overlay cannot be written (its name is taken by a folder): the other is, and the error names it.

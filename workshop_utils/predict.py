@@ -159,7 +159,7 @@ def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam
             targets = [folder / name for name in overlay_names(files)]
         except OSError as exc:
             for entry in results:
-                entry["gradcam_error"] = f"cannot write to {folder}: {exc}"
+                entry["gradcam_error"] = f"cannot write to {folder} ({exc}); choose another --gradcam folder."
     show = len(files) >= PROGRESS_FROM if progress is None else progress
     with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool, \
             tqdm(total=len(files), desc="Predicting", unit="image", file=sys.stderr, disable=not show) as bar:

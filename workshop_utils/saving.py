@@ -43,7 +43,9 @@ def describe(image_size: int, threshold: float = 0.5, **details) -> dict:
         raise ValueError(f"image_size must be a positive whole number of pixels, not {image_size!r}.")
     if (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating))
             or not 0.0 < float(threshold) < 1.0):
-        raise ValueError(f"threshold must be a probability between 0 and 1 (exclusive), not {threshold!r}.")
+        hint = (" (preprocessing is no longer saved beside the model: it is a layer inside it, see "
+                "workshop_utils.preprocessing)" if isinstance(threshold, str) else "")
+        raise ValueError(f"threshold must be a probability between 0 and 1 (exclusive), not {threshold!r}{hint}.")
     clash = sorted(set(details) & set(_RESERVED))
     if clash:
         raise ValueError(f"{clash} are set by save_lesson_model itself; do not pass them as details.")
