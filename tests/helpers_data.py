@@ -89,8 +89,9 @@ def _denied(path: str | os.PathLike, folder: Path, below: bool) -> bool:
 
 @pytest.fixture
 def unreadable(monkeypatch):
-    """``unreadable(folder)``: its listing fails with "Permission denied" (chmod 000; where this process can
-    read it anyway, as root does, os.scandir / os.listdir on it raise the same error)."""
+    """``unreadable(folder)``: chmod 000, so listing it and reaching anything inside fail with "Permission
+    denied". Where this process can read it anyway (root), os.scandir / os.listdir on it and os.stat below it
+    raise the same error."""
     changed: list[Path] = []
 
     def deny(folder: Path) -> Path:
@@ -110,6 +111,14 @@ def unreadable(monkeypatch):
                 return _real(path)
 
             monkeypatch.setattr(os, name, refuse)
+        real_stat = os.stat
+
+        def refuse_stat(path, *args, **kwargs):
+            if _denied(path, folder, below=True) and Path(os.fsdecode(path)).absolute() != folder:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", refuse_stat)
         return folder
 
     yield deny

@@ -147,6 +147,19 @@ def test_unreadable_class_folder_fails_without_crashing(tmp_path, make_tree, unr
     assert item.fix.startswith("make the folder readable")
 
 
+def test_unreadable_split_folder_fails_without_crashing(tmp_path, make_tree, unreadable, monkeypatch):
+    root = make_tree(tmp_path / "a", SMALL)
+    folder = unreadable(root / "train")
+    item = check.check_dataset(root)
+    assert item.status == "FAIL" and f"cannot read {folder} (Permission denied)" in item.detail
+    assert item.fix.startswith("fix the path, or leave out --data-dir")
+    # A user folder below one that cannot be searched: said so, not "does not exist".
+    monkeypatch.setenv(paths.DATA_DIR_ENV, str(folder / "NORMAL"))
+    item = check.check_dataset()
+    assert item.status == "FAIL" and item.detail == f"WORKSHOP_DATA_DIR={folder / 'NORMAL'} cannot be read " \
+                                                    "(Permission denied)"
+
+
 def test_corrupt_files_are_not_counted(tmp_path, make_tree, tiny_release):
     counts = {split: dict(per_class) for split, per_class in SMALL.items()}
     counts["train"]["NORMAL"] += 3

@@ -147,7 +147,7 @@ def check_dataset(data_dir: str | Path | None = None) -> Item:
     counts: dict[str, dict[str, int]] = {}
     try:
         for split in dataset.SPLITS:
-            if (root / split).is_dir():
+            if os.path.isdir(root / split):
                 listing = dataset.list_images(root, split, warn=False)
                 good: list[int] = []
                 for path, label in zip(listing.paths, listing.labels):
@@ -188,7 +188,7 @@ def check_cache() -> Item:
         return Item("FAIL", "Cache folder", f"{folder} is not writable ({reason})",
                     f"export {paths.CACHE_DIR_ENV}=<a folder you can write to>   (or {paths.HOME_ENV}=<folder>: "
                     "the caches then go to <folder>/cache)")
-    return Item("OK", "Cache folder", f"{folder} ({'writable' if folder.is_dir() else 'will be created'})")
+    return Item("OK", "Cache folder", f"{folder} ({'writable' if os.path.isdir(folder) else 'will be created'})")
 
 
 def _md5(path: Path) -> str:

@@ -5,7 +5,8 @@ The dataset comes in two published releases (:data:`RELEASES`): Mendeley's ``Che
 tree and ``__MACOSX`` metadata in its zip). :func:`inspect_dataset` is the rule every command and lesson
 applies: a copy is refused only when train or test has no images of a class (or a folder cannot be read);
 anything else is used, with its counts compared to the closest release and every difference named.
-Everything here works on file names only (no decoding, no TensorFlow).
+Everything here works on file names only (no decoding, no TensorFlow). Folders are tested with
+``os.path.isdir``, which says False where ``Path.is_dir`` raises (a parent that cannot be searched).
 """
 from __future__ import annotations
 
@@ -97,14 +98,14 @@ _DATASET_LAYOUT = "expected a folder with train/NORMAL, train/PNEUMONIA, test/NO
 
 
 def _is_dataset_root(path: Path) -> bool:
-    return all((path / split / cls).is_dir() for split in REQUIRED_SPLITS for cls in CLASSES)
+    return all(os.path.isdir(path / split / cls) for split in REQUIRED_SPLITS for cls in CLASSES)
 
 
 def _misnamed(path: Path) -> list[str]:
     """What keeps ``path`` from being a dataset root although it nearly is one (``train/normal``, a missing
     class folder), as messages; empty when ``path`` is not a near miss."""
     try:
-        splits = {entry.name: entry for entry in path.iterdir() if entry.is_dir()}
+        splits = {entry.name: entry for entry in path.iterdir() if os.path.isdir(entry)}
     except OSError:
         return []
     by_lower = {name.lower(): name for name in splits}
@@ -118,7 +119,7 @@ def _misnamed(path: Path) -> list[str]:
                             f"rename {path / name} to {path / split}")
             continue
         try:
-            classes = {entry.name for entry in splits[name].iterdir() if entry.is_dir()}
+            classes = {entry.name for entry in splits[name].iterdir() if os.path.isdir(entry)}
         except OSError as exc:
             problems.append(f"cannot read {path / name} ({exc.strerror or exc})")
             continue
@@ -145,8 +146,8 @@ def find_dataset_root(path: str | Path) -> Path:
     path = Path(path).expanduser()
     advice = ("download it with `python -m workshop_utils download`, or point WORKSHOP_DATA_DIR / --data-dir "
               "at the unpacked copy")
-    if not path.is_dir():
-        what = "is a file, not a folder" if path.exists() else "does not exist"
+    if not os.path.isdir(path):
+        what = "is a file, not a folder" if os.path.exists(path) else "does not exist"
         raise DatasetNotFoundError(f"Data folder {path} {what}: {advice}.", path, f"{path} {what}", advice=advice)
     level, unreadable, near = [path], [], []
     for _depth in range(5):
@@ -160,7 +161,7 @@ def find_dataset_root(path: str | Path) -> Path:
         for folder in level:
             try:
                 children += [c for c in folder.iterdir()
-                             if c.is_dir() and c.name != "__MACOSX" and not c.name.startswith(".")]
+                             if os.path.isdir(c) and c.name != "__MACOSX" and not c.name.startswith(".")]
             except OSError as exc:
                 unreadable.append(f"cannot read {folder} ({exc.strerror or exc})")
         level = children
@@ -185,7 +186,7 @@ def list_images(root: str | Path, split: str, warn: bool = True) -> ImageList:
     ignored: list[str] = []
     for label, cls in enumerate(CLASSES):
         folder = root / split / cls
-        if not folder.is_dir():
+        if not os.path.isdir(folder):
             continue
         try:
             with os.scandir(folder) as entries:
@@ -211,7 +212,7 @@ def count_images(root: str | Path) -> dict[str, dict[str, int]]:
     """Count images per split and class: ``{split: {class: n}}`` (splits that are absent are left out)."""
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
-        if (Path(root) / split).is_dir():
+        if os.path.isdir(Path(root) / split):
             labels = list_images(root, split, warn=False).labels
             counts[split] = {cls: labels.count(i) for i, cls in enumerate(CLASSES)}
     return counts
@@ -256,7 +257,7 @@ def class_folder_notes(root: str | Path) -> list[str]:
     notes = []
     for split in SPLITS:
         folder = Path(root) / split
-        if not folder.is_dir():
+        if not os.path.isdir(folder):
             continue
         try:
             with os.scandir(folder) as entries:

@@ -171,9 +171,9 @@ def unwritable_reason(folder: str | Path) -> str | None:
     """Why no file can be created in ``folder`` (or, if it does not exist yet, in its nearest existing
     parent, where it would be created), or None when it is writable."""
     probe = Path(folder).expanduser().absolute()
-    while not probe.exists() and probe != probe.parent:
+    while not os.path.exists(probe) and probe != probe.parent:
         probe = probe.parent
-    if not probe.is_dir():
+    if not os.path.isdir(probe):
         return f"{probe} is not a folder"
     try:
         with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
@@ -290,10 +290,10 @@ def archives_in(folder: str | Path) -> list[Path]:
     """The archive files (``.zip``, ``.tar.gz``, ``.tgz``, ``.tar``) in ``folder``, ``ChestXRay2017.zip``
     first; hidden files and ``.part`` downloads are left out."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         return []
     found = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.name.endswith(_ARCHIVE_SUFFIXES) and not p.name.startswith("."))
+                   if os.path.isfile(p) and p.name.endswith(_ARCHIVE_SUFFIXES) and not p.name.startswith("."))
     return sorted(found, key=lambda p: p.name != ARCHIVE_NAME)
 
 
@@ -301,7 +301,7 @@ def find_copy(folder: str | Path) -> Path | None:
     """The dataset root under ``folder``, or None when there is none. A copy that nearly is one (a class
     folder in lower case, one missing) raises DatasetNotFoundError: it is not downloaded over."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not os.path.isdir(folder):
         return None
     try:
         return dataset.find_dataset_root(folder)
@@ -485,9 +485,14 @@ def find_own_copy(folder: Path, setting: str) -> Path:
     def error(reason: str, advice: str, near_miss: Path | None = None) -> dataset.DatasetNotFoundError:
         return dataset.DatasetNotFoundError(f"{reason}: {advice}.", folder, reason, near_miss, advice)
 
-    if not folder.exists():
-        raise error(f"{shown} does not exist", f"fix the path, or {fallback}")
-    if not folder.is_dir():
+    try:
+        os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{shown} does not exist", f"fix the path, or {fallback}") from None
+    except OSError as exc:  # a parent folder that cannot be searched
+        raise error(f"{shown} cannot be read ({exc.strerror or exc})",
+                    f"make it readable, or {fallback}") from None
+    if not os.path.isdir(folder):
         if folder.name.endswith(_ARCHIVE_SUFFIXES):
             raise error(f"{shown} is a file, not a folder",
                         f"unpack it and point at that folder, or put it in {paths.default_data_dir()} and {unset} "
