@@ -351,16 +351,152 @@ def test_cache_miss_when_a_file_is_added_or_removed(dataset_root, tmp_path, deco
 
 def test_default_cache_dir_follows_the_environment(dataset_root, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKSHOP_CACHE_DIR", str(tmp_path / "envcache"))
-    assert images.default_cache_dir() == tmp_path / "envcache"
     load_split(dataset_root, "test", 16, progress=False)
-    files = sorted(p.name for p in (tmp_path / "envcache").iterdir())
-    assert len(files) == 2 and files[0].startswith("test-16px-") and files[0].endswith(".json")
+    files = sorted((p.name for p in (tmp_path / "envcache").iterdir()), key=lambda n: n.endswith(".npy"))
+    assert len(files) == 2 and all(f.startswith("test-16px-") for f in files)
+    assert files[0].endswith(".json") and files[1].endswith(".npy")
     meta = json.loads((tmp_path / "envcache" / files[0]).read_text())
     assert meta["labels"] == [0, 0, 1, 1, 1] and meta["skipped"] == []
 
 
+def _cache_files(cache: Path) -> tuple[Path, Path]:
+    """The one (metadata, array) pair in ``cache``; fails on leftovers such as temporary files."""
+    files = sorted(cache.iterdir(), key=lambda p: p.suffix)
+    assert [p.suffix for p in files] == [".json", ".npy"], files
+    return files[0], files[1]
+
+
+def test_truncated_cache_file_is_named_and_rebuilt(dataset_root, tmp_path, decode_calls):
+    cache = tmp_path / "cache"
+    first = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    _, array = _cache_files(cache)
+    array.write_bytes(array.read_bytes()[:-1000])  # an interrupted copy, a full disk
+    with pytest.warns(UserWarning) as record:
+        again = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    text = _messages(record)
+    assert str(array) in text and "truncated or unreadable" in text and "Decoding the images again" in text
+    assert len(decode_calls) == 10  # rebuilt once
+    np.testing.assert_array_equal(again.images, first.images)
+    _cache_files(cache)  # the bad file was replaced, nothing left over
+    third = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    assert len(decode_calls) == 10  # and the rebuilt cache is used
+    np.testing.assert_array_equal(third.images, first.images)
+
+
+def test_corrupt_cache_of_the_same_size_is_caught_by_its_checksum(dataset_root, tmp_path, decode_calls):
+    cache = tmp_path / "cache"
+    first = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    _, array = _cache_files(cache)
+    data = bytearray(array.read_bytes())
+    data[-100] ^= 0xFF  # one pixel flipped, size unchanged: np.load alone would not notice
+    array.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="does not match its checksum") as record:
+        again = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    assert str(array) in _messages(record)
+    assert len(decode_calls) == 10
+    np.testing.assert_array_equal(again.images, first.images)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_cache_metadata_is_named_and_rebuilt(dataset_root, tmp_path, decode_calls, damage):
+    cache = tmp_path / "cache"
+    first = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    meta, _ = _cache_files(cache)
+    text = meta.read_text()
+    meta.write_text({"truncate": text[: len(text) // 2], "garbage": '{"names": 3}', "empty": ""}[damage])
+    with pytest.warns(UserWarning, match="Decoding the images again") as record:
+        again = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    assert str(meta) in _messages(record)
+    assert len(decode_calls) == 10
+    assert again.names == first.names
+    np.testing.assert_array_equal(again.images, first.images)
+
+
+def test_unwritable_cache_folder_warns_once_and_keeps_the_work(dataset_root, tmp_path, decode_calls):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    cache = blocker / "cache"
+    with pytest.warns(UserWarning) as record:
+        data = load_dataset(dataset_root, 32, cache_dir=cache, progress=False)
+    cache_warnings = [str(w.message) for w in record if "not writable" in str(w.message)]
+    assert len(cache_warnings) == 1, cache_warnings  # once, not once per split
+    assert str(cache) in cache_warnings[0] and "WORKSHOP_CACHE_DIR" in cache_warnings[0]
+    assert data["train"].class_counts() == {"NORMAL": 5, "PNEUMONIA": 8}
+    assert data["test"].images.shape == (5, 32, 32)
+    assert len(decode_calls) == 18
+
+
+def test_cache_write_failure_keeps_the_decoded_images(dataset_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    with pytest.warns(UserWarning, match="No space left on device") as record:
+        ims = load_split(dataset_root, "test", 32, cache_dir=cache, progress=False)
+    assert str(cache) in _messages(record)
+    assert ims.class_counts() == {"NORMAL": 2, "PNEUMONIA": 3}
+    assert list(cache.iterdir()) == []  # no partial file left behind
+
+
+RACE = r"""
+import sys, time
+from pathlib import Path
+from workshop_utils import features, images
+
+root, cache, sync, me, rounds = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+
+
+class Mean:  # a stand-in model (no Keras needed): extract_features calls only predict_on_batch
+    weights = []
+
+    def predict_on_batch(self, batch):
+        return batch.reshape(len(batch), -1).mean(1, keepdims=True)
+
+
+def barrier(name):
+    (sync / f"{name}-{me}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(sync.glob(f"{name}-*"))) < 2:
+        if time.monotonic() > deadline:
+            sys.exit(f"the other process never reached {name}")
+        time.sleep(0.001)
+
+
+for r in range(rounds):
+    barrier(f"images{r}")
+    ims = images.load_split(root, ("train", "test"), 24, cache_dir=cache / str(r), progress=False)
+    barrier(f"features{r}")
+    out = features.extract_features(Mean(), ims.images, cache_dir=cache / str(r), progress=False)
+    print(r, len(ims), float(out.sum()))
+"""
+
+
+def test_two_processes_decoding_into_one_cache_both_succeed(dataset_root, tmp_path):
+    """Two lessons started at once on an empty cache: both decode, both write, neither fails."""
+    import subprocess
+    import sys
+
+    cache, sync, rounds = tmp_path / "cache", tmp_path / "sync", 8
+    sync.mkdir()
+    script = tmp_path / "race.py"
+    script.write_text(RACE)
+    procs = [subprocess.Popen([sys.executable, str(script), str(dataset_root), str(cache), str(sync), str(i),
+                               str(rounds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    errors = [err for p, (out, err) in zip(procs, outputs) if p.returncode != 0]
+    assert not errors, "\n".join(errors)
+    assert outputs[0][0] == outputs[1][0] and len(outputs[0][0].splitlines()) == rounds
+    for r in range(rounds):  # one entry per cache, no temporary files left over
+        assert sorted(p.suffix for p in (cache / str(r)).iterdir()) == [".json", ".npy", ".npy"]
+    ims = load_split(dataset_root, ("train", "test"), 24, cache_dir=cache / "0", progress=False)
+    assert len(ims) == 15
+
+
 # ---------------------------------------------------------------------------------------------
-# load_split: limit_per_class, names, groups
+# load_split: subset (quick mode), names, groups
 
 
 def test_names_labels_and_groups(dataset_root, tmp_path):
@@ -377,33 +513,97 @@ def test_names_labels_and_groups(dataset_root, tmp_path):
     assert sub.labels.tolist() == [1, 0] and sub.names == [ims.names[4], ims.names[0]]
 
 
-def test_limit_per_class_is_reproducible_by_seed(tmp_path, make_tree):
-    root = make_tree(tmp_path / "data", {"train": {"NORMAL": 10, "PNEUMONIA": 12}})
+@pytest.fixture
+def patients_root(tmp_path, write_jpeg) -> Path:
+    """train: 30 NORMAL patients with 1 or 2 images (45) and 90 PNEUMONIA patients with 1 or 2 (135), a 1:3
+    ratio; val: 2 + 2; test: 20 NORMAL and 40 PNEUMONIA patients, one image each."""
+    root = tmp_path / "patients"
+    for p in range(30):
+        for k in range(1 + p % 2):
+            write_jpeg(root / "train" / "NORMAL" / f"IM-{p:04d}-{k + 1:04d}.jpeg", shade=40, seed=p)
+    for p in range(90):
+        for k in range(1 + p % 2):
+            write_jpeg(root / "train" / "PNEUMONIA" / f"person{p}_bacteria_{2 * p + k}.jpeg", shade=200, seed=p)
+    for i in range(2):
+        write_jpeg(root / "val" / "NORMAL" / f"NORMAL2-IM-{900 + i:04d}-0001.jpeg", shade=40)
+        write_jpeg(root / "val" / "PNEUMONIA" / f"person{900 + i}_virus_1.jpeg", shade=200)
+    for p in range(60):
+        cls = "NORMAL" if p < 20 else "PNEUMONIA"
+        name = f"IM-{500 + p:04d}-0001.jpeg" if p < 20 else f"person{500 + p}_virus_1.jpeg"
+        write_jpeg(root / "test" / cls / name, shade=40 if p < 20 else 200)
+    return root
+
+
+def test_quick_subset_keeps_the_class_ratio_and_whole_patients(patients_root, tmp_path):
+    from workshop_utils.splits import class_weights
+
+    full = load_dataset(patients_root, 16, cache_dir=tmp_path / "cache", progress=False)
+    quick = load_dataset(patients_root, 16, cache_dir=tmp_path / "cache", subset={"train": 60, "test": 30},
+                         progress=False)
+    assert full["train"].class_counts() == {"NORMAL": 47, "PNEUMONIA": 137}
+    for split, n in (("train", 60), ("test", 30)):
+        part, whole = quick[split], full[split]
+        assert 0.8 * n <= len(part) <= n
+        assert abs(part.labels.mean() - whole.labels.mean()) < 0.03  # the full split's ratio, within 3 points
+        assert set(part.names) <= set(whole.names)
+        for g in set(part.groups):  # every image of a chosen patient
+            assert (part.groups == g).sum() == (whole.groups == g).sum()
+        # Lesson 3 sees the imbalance: the subset's class weights are the full split's, not 1.0.
+        assert class_weights(part.labels)[0] == pytest.approx(class_weights(whole.labels)[0], rel=0.1)
+        assert class_weights(part.labels)[0] > 1.2
+        # Decoded from the same files: the subset's images are the full split's.
+        index = [whole.names.index(n) for n in part.names]
+        np.testing.assert_array_equal(part.images, whole.images[index])
+
+
+def test_quick_subset_is_reproducible_by_seed_and_cached(patients_root, tmp_path, decode_calls):
     cache = tmp_path / "cache"
 
-    def names(seed, limit=3):
-        ims = load_split(root, "train", 16, cache_dir=cache, limit_per_class=limit, seed=seed, progress=False)
-        assert ims.class_counts() == {"NORMAL": limit, "PNEUMONIA": limit}
-        return ims.names
+    def names(seed):
+        return load_split(patients_root, "train", 16, cache_dir=cache, subset=60, seed=seed, progress=False).names
 
     a = names(0)
-    assert names(0) == a
+    decoded = len(decode_calls)
+    assert decoded == len(a)  # only the subset is decoded
+    assert names(0) == a and len(decode_calls) == decoded  # same seed: same subset, from the cache
     assert names(1) != a
-    assert names(2) != a
     assert a == sorted(a, key=lambda n: (n.split("/")[1], n))  # kept in listing order
-    # A limit above a class's size keeps all of it.
-    ims = load_split(root, "train", 16, cache_dir=cache, limit_per_class=11, progress=False)
-    assert ims.class_counts() == {"NORMAL": 10, "PNEUMONIA": 11}
 
 
-def test_limit_per_class_cache_is_per_subset(tmp_path, make_tree, decode_calls):
-    root = make_tree(tmp_path / "data", {"train": {"NORMAL": 10, "PNEUMONIA": 12}})
-    cache = tmp_path / "cache"
-    load_split(root, "train", 16, cache_dir=cache, limit_per_class=3, seed=0, progress=False)
-    load_split(root, "train", 16, cache_dir=cache, limit_per_class=3, seed=1, progress=False)
-    assert len(decode_calls) == 12
-    load_split(root, "train", 16, cache_dir=cache, limit_per_class=3, seed=0, progress=False)
-    assert len(decode_calls) == 12
+def test_split_smaller_than_its_subset_is_kept_whole(dataset_root, tmp_path):
+    data = load_dataset(dataset_root, 16, cache_dir=tmp_path / "c", subset={"train": 1000, "test": 5},
+                        progress=False)
+    assert data["train"].class_counts() == {"NORMAL": 5, "PNEUMONIA": 8}
+    assert data["test"].class_counts() == {"NORMAL": 2, "PNEUMONIA": 3}
+    only_train = load_dataset(dataset_root, 16, cache_dir=tmp_path / "c", subset={"train": 1000}, progress=False)
+    assert len(only_train["test"]) == 5
+
+
+@pytest.mark.parametrize("subset, message", [({"val": 10}, "'val'"), ({"train": 0}, "at least 1 image")])
+def test_bad_subset_is_a_value_error(dataset_root, tmp_path, subset, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset(dataset_root, 16, cache_dir=tmp_path / "c", subset=subset, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# original_sizes
+
+
+def test_original_sizes_reads_headers(dataset_root):
+    sizes = images.original_sizes(dataset_root, "train")
+    assert sizes.shape == (10, 2) and (sizes == [12, 10]).all()
+
+
+def test_original_sizes_warns_and_skips_unreadable_files(dataset_root):
+    folder = dataset_root / "train" / "NORMAL"
+    (folder / "IM-0600-0001.jpeg").write_bytes(b"")  # zero bytes
+    (folder / "IM-0601-0001.jpeg").write_text("not an image, just text with an image's name")
+    with pytest.warns(UserWarning) as record:
+        sizes = images.original_sizes(dataset_root, "train")
+    text = _messages(record)
+    assert "train: skipped 2 unreadable images of 12" in text
+    assert "train/NORMAL/IM-0600-0001.jpeg" in text and "train/NORMAL/IM-0601-0001.jpeg" in text
+    assert sizes.shape == (10, 2)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,9 +121,9 @@ def test_patient_subset_keeps_the_class_ratio_and_whole_patients():
     assert set(np.unique(groups, return_counts=True)[1]) == {1, 2}
     for n, seed in [(100, 0), (100, 1), (60, 0), (150, 3)]:
         index = patient_subset(labels, groups, n, seed=seed)
-        assert n * 0.8 <= len(index) <= n  # at most n, not far below
+        assert n - 3 <= len(index) <= n  # at most n, short by less than a patient per class
         assert len(np.unique(index)) == len(index) and (np.diff(index) > 0).all()
-        assert abs(labels[index].mean() - labels.mean()) < 0.03  # ratio kept within 3 points
+        assert abs(labels[index].mean() - labels.mean()) < 0.02  # ratio kept within 2 points
         chosen = set(groups[index])
         for g in chosen:  # every image of a chosen patient is in, none of the others
             assert np.isin(np.flatnonzero(groups == g), index).all()
@@ -165,7 +165,7 @@ def test_patient_subset_size_must_be_a_positive_integer(bad):
 def test_patient_subset_without_a_fitting_set_of_patients_says_so():
     labels = np.array([0] * 10 + [1] * 10)
     groups = np.array(["a"] * 10 + ["b"] * 10)
-    with pytest.raises(ValueError, match="No set of whole patients holds at most 5 of these 20 images"):
+    with pytest.raises(ValueError, match="No subset of at most 5 of these 20 images holds whole patients"):
         patient_subset(labels, groups, 5)
 
 
@@ -246,11 +246,11 @@ def test_real_quick_subset_keeps_the_ratio(real_data_root, capsys):
             labels += listing.labels
         labels, groups = np.array(labels), np.array([patient_id(p) for p in paths])
         index = patient_subset(labels, groups, n, seed=0)
-        assert n * 0.9 <= len(index) <= n
-        assert abs(labels[index].mean() - labels.mean()) < 0.02
+        assert n - 3 <= len(index) <= n
+        assert abs(labels[index].mean() - labels.mean()) < 0.01
         assert not set(groups[index]) & set(np.delete(groups, index))  # whole patients
         full, sub = class_weights(labels), class_weights(labels[index])
-        assert sub[0] == pytest.approx(full[0], rel=0.05) and sub[0] > 1.2
+        assert sub[0] == pytest.approx(full[0], rel=0.03) and sub[0] > 1.2
         with capsys.disabled():
             print(f"\n{'+'.join(splits)}: quick subset {len(index)} of {len(labels)} images, "
                   f"NORMAL {(labels[index] == 0).sum()} PNEUMONIA {(labels[index] == 1).sum()}, "

@@ -134,3 +134,93 @@ def test_classes_are_learnable_by_logistic_regression(decoded):
     accuracy = model.score(x_test, test.labels)
     majority = max(test.class_counts().values()) / len(test)  # 45 / 75 = 0.6
     assert accuracy > 0.8 > majority
+
+
+# ---------------------------------------------------------------------------------------------
+# Interrupted and concurrent generation
+
+
+def _interrupt_after(monkeypatch, n_files: int) -> None:
+    """Make the n-th image save raise KeyboardInterrupt (Ctrl-C, a closed notebook)."""
+    real_save = Image.Image.save
+    saved = []
+
+    def save(self, *args, **kwargs):
+        if len(saved) == n_files:
+            raise KeyboardInterrupt
+        saved.append(args[0])
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+
+
+def test_interrupted_generation_leaves_nothing_that_looks_ready(tmp_path, monkeypatch):
+    _interrupt_after(monkeypatch, 20)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_dataset(tmp_path, SMALL)
+    # download.locate_dataset reuses tmp_path/chest_xray when it is a folder: it must not exist.
+    assert not (tmp_path / "chest_xray").exists()
+    assert list(tmp_path.iterdir()) == []  # the partial files were removed
+    monkeypatch.undo()
+    root = make_synthetic_dataset(tmp_path, SMALL)
+    assert verify_dataset(root, SMALL) == SMALL
+    assert load_dataset(root, 16, cache_dir=tmp_path / "cache", progress=False)["test"].class_counts() == SMALL["test"]
+
+
+def test_leftover_of_a_killed_generation_is_ignored_then_removed(tmp_path):
+    import os
+    import time
+
+    from workshop_utils.synthetic import PARTIAL_PREFIX
+
+    killed = tmp_path / f"{PARTIAL_PREFIX}killed"  # what a killed process leaves (no finally ran)
+    (killed / "train" / "NORMAL").mkdir(parents=True)
+    (killed / "train" / "NORMAL" / "IM-1000-0001.jpeg").write_bytes(b"half a jpeg")
+    running = tmp_path / f"{PARTIAL_PREFIX}running"  # another process generating right now
+    running.mkdir()
+    an_hour_ago = time.time() - 3700
+    os.utime(killed, (an_hour_ago, an_hour_ago))
+    root = make_synthetic_dataset(tmp_path, SMALL)
+    assert verify_dataset(root, SMALL) == SMALL
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "chest_xray"]
+
+
+def test_incomplete_tree_of_an_older_version_is_replaced_with_a_warning(tmp_path):
+    complete = _files(make_synthetic_dataset(tmp_path / "reference", SMALL))
+    root = make_synthetic_dataset(tmp_path / "old", SMALL)
+    import shutil
+
+    shutil.rmtree(root / "test")  # the old generator wrote in place; killed before it reached test/
+    (root / "val" / "PNEUMONIA" / "person100_virus_10000.jpeg").unlink(missing_ok=True)
+    with pytest.warns(UserWarning, match=f"Replacing the incomplete synthetic dataset at {root}"):
+        again = make_synthetic_dataset(tmp_path / "old", SMALL)
+    assert again == root and _files(root) == complete
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["chest_xray"]
+
+
+def test_complete_tree_is_reused_and_a_foreign_one_never_overwritten(tmp_path, write_jpeg):
+    root = make_synthetic_dataset(tmp_path, SMALL)
+    mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*.*")}
+    assert make_synthetic_dataset(tmp_path, SMALL) == root
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.*")} == mtimes  # not written again
+    mine = tmp_path / "mine"
+    write_jpeg(mine / "chest_xray" / "train" / "NORMAL" / "my-scan.jpeg")
+    with pytest.raises(FileExistsError, match="is not the synthetic dataset"):
+        make_synthetic_dataset(mine, SMALL)
+    assert [p.name for p in (mine / "chest_xray").rglob("*.*")] == ["my-scan.jpeg"]
+    assert sorted(p.name for p in mine.iterdir()) == ["chest_xray"]
+
+
+def test_two_processes_generating_at_once_both_succeed(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from workshop_utils.synthetic import make_synthetic_dataset; "
+            "print(make_synthetic_dataset(sys.argv[1]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    assert {out.strip() for out, _ in outputs} == {str(tmp_path / "chest_xray")}
+    assert verify_dataset(tmp_path / "chest_xray", DEFAULT_COUNTS) == DEFAULT_COUNTS
+    assert [p.name for p in tmp_path.iterdir()] == ["chest_xray"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import paths
+from . import cachefiles, paths
 
 BLOCK4 = "vgg16-block4"  # cache name of VGG16's blocks 1-4 outputs, shared by lessons 2-5, 7 and 8
 BLOCK5 = "vgg16-block5"
@@ -40,13 +40,17 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
     so that every call has the same shape (no recompilation under JAX). ``cache=False`` computes
     afresh and stores nothing (for random augmentation, which must differ at every pass).
     ``dtype="float16"`` halves the memory and disk the outputs take (about 3 significant digits kept);
-    values too large for float16 keep the model's dtype, with a warning.
+    values too large for float16 keep the model's dtype, with a warning. The cache file is written atomically
+    and checked against the checksum in its name when read (:mod:`workshop_utils.cachefiles`): a damaged file
+    is named in a warning and computed again; an unwritable cache folder gives a warning and no cache.
     """
     folder = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    key = f"{name}|{dtype}"
-    cache_file = folder / f"{name}-{_fingerprint(model, images, key)}.npy" if cache else None
-    if cache_file is not None and cache_file.exists():
-        return np.load(cache_file)
+    stem = f"{name}-{_fingerprint(model, images, f'{name}|{dtype}')}"
+    if cache:
+        found = cachefiles.find_array(folder, stem, redo=f"Computing {name} again")
+        if found is not None:
+            return found
+        cache = cachefiles.writable(folder)  # before computing: an unwritable folder must not cost the work
     outputs = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"Extracting {name}", disable=not progress,
                       unit="batch"):
@@ -57,12 +61,9 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
         out = np.asarray(model.predict_on_batch(batch if preprocess is None else preprocess(batch)))[:n]
         outputs.append(out if dtype is None else _narrow(out, dtype, name))
     features = np.concatenate(outputs) if outputs else np.zeros((0,), dtype or np.float32)
-    if cache_file is None:
-        return features
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(cache_file.name + ".tmp.npy")
-    np.save(tmp, features)
-    tmp.replace(cache_file)
+    if cache:
+        with cachefiles.tolerate_write_errors(folder):
+            cachefiles.save_array(folder, stem, features)
     return features
 
 

@@ -1,6 +1,8 @@
 """Decode the dataset's images once to fixed-size uint8 arrays and cache them on disk.
 
-Pillow and NumPy only (no TensorFlow): the same arrays feed Keras on any backend.
+Pillow and NumPy only (no TensorFlow): the same arrays feed Keras on any backend. Each cache entry is an
+array file and a metadata file, both written atomically, the array checked against its checksum when read
+(:mod:`workshop_utils.cachefiles`).
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from . import cachefiles, paths
 from .dataset import CLASSES, list_images, patient_id
-from . import paths
+from .splits import patient_subset
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -93,91 +96,142 @@ def _try_decode(path: str, size: int) -> np.ndarray | None:
         return None
 
 
-def _cache_key(paths: list[str], size: int) -> str:
+def _cache_key(files: list[str], size: int) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}|{size}".encode())
-    for p in paths:
+    for p in files:
         st = os.stat(p)
         h.update(f"|{p.rsplit(os.sep, 3)[-3:]}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
+def _read_cache(stem: Path) -> ImageSet | None:
+    """The cached ImageSet under ``stem``, or None: absent, or damaged (then named in a warning and removed)."""
+    meta_path = stem.with_name(stem.name + ".json")
+    if not meta_path.exists():
+        return None
+    redo = "Decoding the images again"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        labels = np.asarray(meta["labels"], dtype=np.int64)
+        names, skipped = [str(n) for n in meta["names"]], [str(n) for n in meta["skipped"]]
+        array_path = stem.with_name(f"{stem.name}-{meta['checksum']}.npy")
+        if labels.ndim != 1 or len(labels) != len(names):
+            raise ValueError(f"{len(labels)} labels for {len(names)} names")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        cachefiles.discard(meta_path, cachefiles.CacheFileError(f"Cache file {meta_path} is damaged ({err})"), redo)
+        return None
+    try:
+        if not array_path.exists():
+            raise cachefiles.CacheFileError(f"Cache file {array_path}, named in {meta_path.name}, is missing")
+        images = cachefiles.load_array(array_path)
+        if images.shape[0] != len(labels):
+            raise cachefiles.CacheFileError(f"Cache file {array_path} holds {images.shape[0]} images, "
+                                            f"{meta_path.name} names {len(labels)}")
+    except cachefiles.CacheFileError as err:
+        cachefiles.discard(array_path, err, redo)
+        return None
+    return ImageSet(images, labels, names, np.array([patient_id(n) for n in names]), skipped)
+
+
+def _write_cache(stem: Path, ims: ImageSet) -> None:
+    """Store ``ims`` under ``stem``: the array first, then the metadata that names it (each atomically)."""
+    with cachefiles.tolerate_write_errors(stem.parent):
+        array_path = cachefiles.save_array(stem.parent, stem.name, ims.images)
+        meta = {"labels": ims.labels.tolist(), "names": ims.names, "skipped": ims.skipped,
+                "checksum": array_path.stem.rsplit("-", 1)[-1]}
+        cachefiles.write_atomic(stem.with_name(stem.name + ".json"), lambda f: f.write(json.dumps(meta).encode()))
+
+
 def load_split(root: str | Path, split: str | tuple[str, ...], image_size: int = 150,
-               cache_dir: str | Path | None = None, limit_per_class: int | None = None, seed: int = 0,
+               cache_dir: str | Path | None = None, subset: int | None = None, seed: int = 0,
                progress: bool = True) -> ImageSet:
     """Decode every image of ``split`` (or of several splits together) to ``image_size`` pixels, or
     read them from the on-disk cache.
 
-    The cache is keyed by image size and the files' names, sizes and modification times, so a
-    changed dataset is decoded again. ``limit_per_class`` keeps a reproducible random subset (quick
-    mode) before decoding. Unreadable files are named in a warning, skipped and listed in ``skipped``.
+    ``subset`` (quick mode) keeps at most that many images, whole patients with the split's class ratio
+    (:func:`workshop_utils.splits.patient_subset`, reproducible by ``seed``), chosen before decoding; a
+    split no larger than ``subset`` is kept whole. The cache is keyed by image size and the files' names,
+    sizes and modification times, so a changed dataset is decoded again; a damaged cache file is named in a
+    warning and decoded again; an unwritable cache folder gives a warning and no cache. Unreadable images
+    are named in a warning, skipped and listed in ``skipped``.
     """
     root = Path(root)
     split_names = (split,) if isinstance(split, str) else tuple(split)
-    paths: list[str] = []
+    files: list[str] = []
     label_list: list[int] = []
     for name in split_names:
         listing = list_images(root, name)
-        paths += listing.paths
+        files += listing.paths
         label_list += listing.labels
     labels = np.asarray(label_list, dtype=np.int64)
-    if limit_per_class is not None:
-        rng = np.random.default_rng(seed)
-        keep = np.sort(np.concatenate([
-            rng.permutation(np.flatnonzero(labels == c))[:limit_per_class] for c in range(len(CLASSES))
-        ]))
-        paths, labels = [paths[i] for i in keep], labels[keep]
+    if subset is not None:
+        keep = patient_subset(labels, np.array([patient_id(p) for p in files]), subset, seed)
+        files, labels = [files[i] for i in keep], labels[keep]
     cache = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
-    stem = cache / f"{'+'.join(split_names)}-{image_size}px-{_cache_key(paths, image_size)}"
-    if stem.with_suffix(".json").exists() and stem.with_suffix(".npy").exists():
-        meta = json.loads(stem.with_suffix(".json").read_text())
-        if meta["skipped"]:
-            warnings.warn(f"{split_names}: {len(meta['skipped'])} unreadable images were skipped when this "
-                          f"cache was built: {', '.join(meta['skipped'][:5])}", stacklevel=2)
-        return ImageSet(np.load(stem.with_suffix(".npy")), np.asarray(meta["labels"], dtype=np.int64),
-                        meta["names"], np.array([patient_id(n) for n in meta["names"]]), meta["skipped"])
+    stem = cache / f"{'+'.join(split_names)}-{image_size}px-{_cache_key(files, image_size)}"
+    cached = _read_cache(stem)
+    if cached is not None:
+        if cached.skipped:
+            warnings.warn(f"{split_names}: {len(cached.skipped)} unreadable images were skipped when this "
+                          f"cache was built: {', '.join(cached.skipped[:5])}", stacklevel=2)
+        return cached
 
+    can_cache = cachefiles.writable(cache)  # before decoding: an unwritable folder must not cost the work
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        arrays = list(tqdm(pool.map(lambda p: _try_decode(p, image_size), paths), total=len(paths),
+        arrays = list(tqdm(pool.map(lambda p: _try_decode(p, image_size), files), total=len(files),
                            desc=f"Decoding {'+'.join(split_names)} at {image_size}px", disable=not progress))
     ok = np.array([a is not None for a in arrays], dtype=bool)
-    rel = [os.path.relpath(p, root) for p in paths]
+    rel = [os.path.relpath(p, root) for p in files]
     skipped = [r for r, good in zip(rel, ok) if not good]
     if skipped:
-        warnings.warn(f"{split_names}: skipped {len(skipped)} unreadable images of {len(paths)}: "
+        warnings.warn(f"{split_names}: skipped {len(skipped)} unreadable images of {len(files)}: "
                       f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
     images = (np.stack([a for a in arrays if a is not None]) if ok.any()
               else np.zeros((0, image_size, image_size), np.uint8))
-    labels = labels[ok] if len(paths) else labels
+    labels = labels[ok] if len(files) else labels
     names = [r for r, good in zip(rel, ok) if good]
-
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_name(stem.name + ".tmp.npy")
-    np.save(tmp, images)
-    tmp.replace(stem.with_suffix(".npy"))
-    meta = {"labels": labels.tolist(), "names": names, "skipped": skipped}
-    stem.with_suffix(".json").write_text(json.dumps(meta))
-    return ImageSet(images, labels, names, np.array([patient_id(n) for n in names]), skipped)
+    result = ImageSet(images, labels, names, np.array([patient_id(n) for n in names]), skipped)
+    if can_cache:
+        _write_cache(stem, result)
+    return result
 
 
 def load_dataset(root: str | Path, image_size: int = 150, cache_dir: str | Path | None = None,
-                 limit_per_class: int | None = None, seed: int = 0,
+                 subset: dict[str, int] | None = None, seed: int = 0,
                  progress: bool = True) -> dict[str, ImageSet]:
     """Load ``{"train": ..., "test": ...}``, with the official 16-image val split folded into train.
 
+    ``subset`` (quick mode), e.g. ``{"train": 320, "test": 160}``: at most that many images of a split,
+    whole patients with the split's class ratio (see :func:`load_split`); a split left out is loaded whole.
     The official val split is too small to be a validation set (8 images per class); carve one from
     train by patient with :func:`workshop_utils.splits.patient_split` instead.
     """
+    subset = dict(subset or {})
+    unknown = sorted(set(subset) - {"train", "test"})
+    if unknown:
+        raise ValueError(f"subset: unknown split {', '.join(map(repr, unknown))}; give sizes for 'train' "
+                         "(train and val together) and/or 'test'.")
     return {
-        "train": load_split(root, ("train", "val"), image_size, cache_dir, limit_per_class, seed, progress),
-        "test": load_split(root, "test", image_size, cache_dir, limit_per_class, seed, progress),
+        "train": load_split(root, ("train", "val"), image_size, cache_dir, subset.get("train"), seed, progress),
+        "test": load_split(root, "test", image_size, cache_dir, subset.get("test"), seed, progress),
     }
 
 
 def original_sizes(root: str | Path, split: str = "train") -> np.ndarray:
-    """(width, height) of every image of ``split`` as stored on disk, read from the file headers only."""
-    sizes = []
-    for path in list_images(root, split, warn=False).paths:
-        with Image.open(path) as img:
-            sizes.append(img.size)
+    """(width, height) of every image of ``split`` as stored on disk, read from the file headers only.
+
+    Files that are not images (empty, text, unknown format) are named in a warning and left out.
+    """
+    sizes, skipped = [], []
+    files = list_images(root, split, warn=False).paths
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            skipped.append(os.path.relpath(path, root))
+    if skipped:
+        warnings.warn(f"{split}: skipped {len(skipped)} unreadable images of {len(files)}: "
+                      f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
     return np.array(sizes, dtype=np.int64).reshape(-1, 2)

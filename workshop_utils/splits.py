@@ -41,26 +41,29 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 def patient_subset(labels: np.ndarray, groups: np.ndarray, n_images: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of a subset of at most ``n_images`` images: whole patients, the class ratio kept.
 
-    Quick mode trains on such a subset; it keeps the full split's class ratio (so class weights still
-    differ from 1) and never cuts a patient. Uses StratifiedGroupKFold with ``ceil(N / n_images)``
-    folds and keeps the fold of at most ``n_images`` images whose class ratio is nearest the full one.
-    ``n_images >= N`` keeps everything. The same seed gives the same subset.
+    Quick mode trains on such a subset: it keeps the full split's class ratio (so class weights still
+    differ from 1) and never cuts a patient. Each class gets its share of ``n_images``
+    (``n_images * n_class // N``), filled with that class's patients in a random order (``seed``),
+    skipping a patient whose images no longer fit; a patient belongs to the class of its first image.
+    ``n_images >= N`` keeps everything. (scikit-learn's group splitters cannot aim at a number of
+    images: StratifiedGroupKFold gives folds of N / k images, e.g. 165 for 320 of 330.)
     """
     labels, groups = np.asarray(labels), np.asarray(groups)
     if int(n_images) != n_images or n_images < 1:
         raise ValueError(f"A subset needs at least 1 image, got {n_images!r}.")
     if n_images >= len(labels):
         return np.arange(len(labels))
-    n_groups = len(np.unique(groups))
-    ratio = np.bincount(labels) / len(labels)
-    for n_splits in range(max(2, -(-len(labels) // int(n_images))), n_groups + 1):
-        folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        fitting = [fold for _, fold in folds.split(np.zeros(len(labels)), labels, groups) if len(fold) <= n_images]
-        if fitting:
-            def distance(fold: np.ndarray) -> tuple[float, int]:
-                share = np.bincount(labels[fold], minlength=len(ratio)) / len(fold)
-                return float(np.abs(share - ratio).sum()), -len(fold)
-
-            return np.sort(min(fitting, key=distance))
-    raise ValueError(f"No set of whole patients holds at most {n_images} of these {len(labels)} images "
-                     f"({n_groups} patients): raise the subset size.")
+    _, first, inverse, sizes = np.unique(groups, return_index=True, return_inverse=True, return_counts=True)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls, n_class in zip(*np.unique(labels, return_counts=True)):
+        budget = int(n_images) * int(n_class) // len(labels)
+        for g in rng.permutation(np.flatnonzero(labels[first] == cls)):
+            if sizes[g] <= budget:
+                chosen.append(g)
+                budget -= sizes[g]
+    index = np.flatnonzero(np.isin(inverse, chosen))
+    if set(np.unique(labels[index])) != set(np.unique(labels)):
+        raise ValueError(f"No subset of at most {n_images} of these {len(labels)} images holds whole patients "
+                         f"of every class ({len(first)} patients): raise the subset size.")
+    return index

@@ -5,13 +5,21 @@ PNEUMONIA images carry bright blotches in the lung fields; NORMAL images do not.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import time
+import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .dataset import CLASSES
+from .dataset import CLASSES, count_images
 
+#: Name prefix of the temporary folder a dataset is generated in, beside its final ``chest_xray`` folder.
+PARTIAL_PREFIX = ".chest_xray-partial-"
 DEFAULT_COUNTS = {
     "train": {"NORMAL": 60, "PNEUMONIA": 150},
     "val": {"NORMAL": 4, "PNEUMONIA": 4},
@@ -51,10 +59,60 @@ def make_synthetic_dataset(root: str | Path, counts: dict | None = None, seed: i
 
     ``counts`` is ``{split: {class: n}}`` (default DEFAULT_COUNTS). Most files are grayscale JPEGs;
     every 7th is RGB, every 11th an RGBA PNG and every 13th a 16-bit PNG (saved with a .png suffix).
+
+    ``root/chest_xray`` only ever exists complete: the files are written into a temporary folder beside it,
+    renamed into place at the end. An interrupted run leaves no ``chest_xray`` (its temporary folder is
+    removed, or by a later call once an hour old), and two processes making it at once both succeed. A
+    ``chest_xray`` already holding these counts is returned as it is; an incomplete one left by an older
+    version (only files this call writes) is replaced with a warning; anything else is never overwritten
+    (FileExistsError).
     """
     counts = DEFAULT_COUNTS if counts is None else counts
+    wanted = {split: {cls: per_class.get(cls, 0) for cls in CLASSES} for split, per_class in counts.items()}
+    root = Path(root)
+    out = root / "chest_xray"
+    if out.is_dir() and count_images(out) == wanted:
+        return out
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{PARTIAL_PREFIX}*"):  # left by a killed run; a running one is younger
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale)
+    partial = root / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
+    partial.mkdir()
+    try:
+        _write_images(partial, counts, seed, min_size, max_size)
+        _move_into_place(partial, out, wanted)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _move_into_place(partial: Path, out: Path, wanted: dict) -> None:
+    try:
+        os.rename(partial, out)  # atomic; refused where ``out`` already holds files
+        return
+    except OSError:
+        if not out.exists():
+            raise
+    if count_images(out) == wanted:  # another process finished first
+        return
+    if not _files(out) <= _files(partial):
+        raise FileExistsError(f"{out} exists and is not the synthetic dataset with the counts {wanted}: "
+                              "move it away, or make the synthetic dataset in another folder.")
+    warnings.warn(f"Replacing the incomplete synthetic dataset at {out} (an interrupted earlier run).", stacklevel=3)
+    old = out.parent / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
+    os.rename(out, old)
+    os.rename(partial, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_images(out: Path, counts: dict, seed: int, min_size: int, max_size: int) -> None:
     rng = np.random.default_rng(seed)
-    out = Path(root) / "chest_xray"
     for s, split in enumerate(counts):
         for cls in CLASSES:
             folder = out / split / cls
@@ -73,4 +131,3 @@ def make_synthetic_dataset(root: str | Path, counts: dict | None = None, seed: i
                     Image.fromarray(arr).convert("RGB").save(folder / name, quality=90)
                 else:
                     Image.fromarray(arr).save(folder / name, quality=90)
-    return out
