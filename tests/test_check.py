@@ -175,10 +175,14 @@ def test_corrupt_files_are_not_counted(tmp_path, make_tree, tiny_release):
     for f in normal[:3]:
         assert str(f.relative_to(root)) in item.detail
     assert item.fix == "the lessons skip them; delete or replace them"
-    # Every image of a class broken: refused.
+    # Every image of a class broken: refused, the files named.
     for f in (root / "test" / "NORMAL").iterdir():
         f.write_bytes(b"")
-    assert check.check_dataset(root).status == "FAIL"
+    item = check.check_dataset(root)
+    assert item.status == "FAIL" and "has no images in test/NORMAL" in item.detail
+    assert item.detail.endswith(f"4 file(s) are not readable images and are not counted ({normal[0].relative_to(root)}, "
+                                f"{normal[1].relative_to(root)}, {normal[2].relative_to(root)}, test/NORMAL/"
+                                f"{next((root / 'test' / 'NORMAL').iterdir()).name})")
 
 
 def test_image_opens_on_files(tmp_path, write_jpeg):

@@ -336,7 +336,7 @@ def test_republished_archive_with_other_counts_is_kept_with_a_warning(server, sm
     root = default_folder / "chest_xray"
     assert f"Dataset ready at {root}" in out
     assert f"warning: the dataset at {root} matches no published release; closest: Kaggle release " in err
-    assert "test/NORMAL: 1 images (the release has 234)" in err
+    assert "test/NORMAL: 1 image (the release has 234)" in err
     assert dataset.count_images(root) == COUNTS
     assert (default_folder / "ChestXRay2017.zip").read_bytes() == small_zip
     assert locate_dataset(progress=False) == root and len(server.hits) == 1

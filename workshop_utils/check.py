@@ -120,6 +120,14 @@ def image_opens(path: str | Path) -> bool:
     return True
 
 
+def _broken_files(broken: list[str], root: Path) -> list[str]:
+    """``["3 file(s) are not readable images and are not counted (train/NORMAL/a.jpeg, ...)"]``, or []."""
+    if not broken:
+        return []
+    names = ", ".join(os.path.relpath(p, root) for p in broken[:5]) + (" ..." if len(broken) > 5 else "")
+    return [f"{len(broken)} file(s) are not readable images and are not counted ({names})"]
+
+
 def check_dataset(data_dir: str | Path | None = None) -> Item:
     """The dataset, by the rule every command uses (download.locate_dataset, dataset.inspect_dataset), with
     only the files that open as images counted.
@@ -158,10 +166,11 @@ def check_dataset(data_dir: str | Path | None = None) -> Item:
                 counts[split] = {cls: good.count(i) for i, cls in enumerate(dataset.CLASSES)}
         inspection = dataset.inspect_dataset(root, counts)
     except dataset.DatasetIncompleteError as exc:
-        fix = ("make the folder readable, or point WORKSHOP_DATA_DIR / --data-dir at a copy you can read"
-               if str(exc).startswith("Cannot read") else
-               "complete the copy, or get the dataset again: python -m workshop_utils download")
-        return Item("FAIL", "Dataset", str(exc), fix)
+        if str(exc).startswith("Cannot read"):
+            return Item("FAIL", "Dataset", str(exc),
+                        "make the folder readable, or point WORKSHOP_DATA_DIR / --data-dir at a copy you can read")
+        return Item("FAIL", "Dataset", " ".join([str(exc), *_broken_files(broken, root)]),
+                    "complete the copy, or get the dataset again: python -m workshop_utils download")
     found = f"{root}: {dataset.format_counts(counts)} (NORMAL + PNEUMONIA)"
     problems, fixes = [], []
     if inspection.release.differences:
@@ -172,8 +181,7 @@ def check_dataset(data_dir: str | Path | None = None) -> Item:
         found += f": the {inspection.release.release}"
     problems += inspection.notes
     if broken:
-        names = ", ".join(os.path.relpath(p, root) for p in broken[:5]) + (" ..." if len(broken) > 5 else "")
-        problems.append(f"{len(broken)} file(s) are not readable images and are not counted ({names})")
+        problems += _broken_files(broken, root)
         fixes.append("the lessons skip them; delete or replace them")
     if problems:
         return Item("WARN", "Dataset", f"{found}; " + "; ".join(problems), "; ".join(fixes) or "see above")

@@ -224,6 +224,10 @@ def format_counts(counts: dict[str, dict[str, int]]) -> str:
                      for split, per_class in counts.items())
 
 
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
 def match_release(counts: dict[str, dict[str, int]]) -> ReleaseMatch:
     """The release in :data:`RELEASES` whose counts are closest to ``counts`` (fewest images apart), with
     every split and class where they differ: ``test/NORMAL: 113 images (the release has 234)``."""
@@ -241,10 +245,10 @@ def match_release(counts: dict[str, dict[str, int]]) -> ReleaseMatch:
             for cls in CLASSES:
                 got, want = counts[split].get(cls, 0), release.get(split, {}).get(cls)
                 if want is None:
-                    differences.append(f"{split}/{cls}: {got} images (the release has no {split}/ folder)")
+                    differences.append(f"{split}/{cls}: {_images(got)} (the release has no {split}/ folder)")
                     distance += got
                 elif got != want:
-                    differences.append(f"{split}/{cls}: {got} images (the release has {want})")
+                    differences.append(f"{split}/{cls}: {_images(got)} (the release has {want})")
                     distance += abs(got - want)
         if best is None or distance < best[0]:
             best = (distance, name, differences)
