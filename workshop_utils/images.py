@@ -92,8 +92,13 @@ def _try_decode(path: str, size: int) -> np.ndarray | None:
     try:
         return decode_image(path, size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        warnings.warn(f"Skipped unreadable image {path}: {err}", stacklevel=3)
+        reason = str(err).replace(f" '{path}'", "") or type(err).__name__  # Pillow repeats the path
+        warnings.warn(f"Skipped unreadable image {path}: {reason}", stacklevel=3)
         return None
+
+
+def _first_names(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" ... ({len(names) - n} more)" if len(names) > n else "")
 
 
 def _cache_key(files: list[str], size: int) -> str:
@@ -172,8 +177,9 @@ def load_split(root: str | Path, split: str | tuple[str, ...], image_size: int =
     cached = _read_cache(stem)
     if cached is not None:
         if cached.skipped:
-            warnings.warn(f"{split_names}: {len(cached.skipped)} unreadable images were skipped when this "
-                          f"cache was built: {', '.join(cached.skipped[:5])}", stacklevel=2)
+            warnings.warn(f"{'+'.join(split_names)}: {len(cached.skipped)} unreadable images were skipped when "
+                          f"this cache was built (left out; replace or delete them): "
+                          f"{_first_names(cached.skipped)}", stacklevel=2)
         return cached
 
     can_cache = cachefiles.writable(cache)  # before decoding: an unwritable folder must not cost the work
@@ -185,8 +191,8 @@ def load_split(root: str | Path, split: str | tuple[str, ...], image_size: int =
     rel = [os.path.relpath(p, root) for p in files]
     skipped = [r for r, good in zip(rel, ok) if not good]
     if skipped:
-        warnings.warn(f"{split_names}: skipped {len(skipped)} unreadable images of {len(files)}: "
-                      f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
+        warnings.warn(f"{'+'.join(split_names)}: skipped {len(skipped)} unreadable images of {len(files)} "
+                      f"(left out; replace or delete them): {_first_names(skipped)}", stacklevel=2)
     images = (np.stack([a for a in arrays if a is not None]) if ok.any()
               else np.zeros((0, image_size, image_size), np.uint8))
     labels = labels[ok] if len(files) else labels
@@ -232,6 +238,6 @@ def original_sizes(root: str | Path, split: str = "train") -> np.ndarray:
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             skipped.append(os.path.relpath(path, root))
     if skipped:
-        warnings.warn(f"{split}: skipped {len(skipped)} unreadable images of {len(files)}: "
-                      f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}", stacklevel=2)
+        warnings.warn(f"{split}: skipped {len(skipped)} unreadable images of {len(files)} "
+                      f"(left out; replace or delete them): {_first_names(skipped)}", stacklevel=2)
     return np.array(sizes, dtype=np.int64).reshape(-1, 2)
