@@ -23,24 +23,6 @@ from . import dataset, download, paths, weights
 VGG16_NOTOP_SIZE = 58_889_256
 GB = 1024 ** 3
 
-#: (shown name, distribution names to try, minimum version, pip name); the project's requirements.
-PACKAGES: list[tuple[str, tuple[str, ...], str, str]] = [
-    ("keras", ("keras",), "3.3", "keras"),
-    ("numpy", ("numpy",), "1.26", "numpy"),
-    ("scikit-learn", ("scikit-learn",), "1.4", "scikit-learn"),
-    ("matplotlib", ("matplotlib",), "3.8", "matplotlib"),
-    ("seaborn", ("seaborn",), "0.13", "seaborn"),
-    ("papermill", ("papermill",), "2.5", "papermill"),
-    ("Pillow", ("pillow", "Pillow"), "10.0", "pillow"),
-]
-BACKEND_PACKAGES = {
-    "tensorflow": ("tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel",
-                                  "tf-nightly"), "2.16", "tensorflow"),
-    "jax": ("jax", ("jax",), "0.4.20", "jax"),
-    "torch": ("torch", ("torch",), "2.1", "torch"),
-}
-
-
 @dataclass
 class Item:
     """One checked item: status "OK", "WARN" or "FAIL", what was found, and what to do if not OK."""
@@ -76,29 +58,112 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
-def _check_package(name: str, dists: tuple[str, ...], minimum: str, pip_name: str) -> Item:
-    for dist in dists:
+#: This package's distribution: its requirements and their minimum versions are read from its installed
+#: metadata (written from pyproject.toml, the one copy of them).
+DISTRIBUTION = "pneumonia-xray-workshop"
+#: Distributions that also provide a requirement (TensorFlow's platform builds).
+ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel", "tf-nightly"),
+}
+#: The distribution each Keras backend needs (its minimum, if any, is the one a requirement declares).
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+#: Extras needed for one job only (a missing one is a WARN): extra -> the job.
+OPTIONAL_EXTRAS = {"lab": "JupyterLab (or open the lessons in Colab or your own Jupyter)",
+                   "run": "python -m workshop_utils run"}
+
+
+def requirements(extra: str | None = None) -> dict[str, str | None]:
+    """{distribution: minimum version, or None} of the installed package's core requirements (``extra=None``)
+    or of one extra, from its metadata. Raises ``metadata.PackageNotFoundError`` when it is not installed."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str | None] = {}
+    for line in metadata.requires(DISTRIBUTION) or []:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == DISTRIBUTION:
+            continue  # an extra that includes another one ("test" includes "run")
+        core = req.marker is None or req.marker.evaluate({"extra": ""})
+        wanted = core if extra is None else (not core and req.marker.evaluate({"extra": extra}))
+        if wanted:
+            found[req.name] = next((s.version for s in req.specifier if s.operator in (">=", "==", "~=")), None)
+    return found
+
+
+def declared_minimum(name: str) -> str | None:
+    """The minimum version of ``name`` that any requirement of the package declares (core or extra)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    for line in metadata.requires(DISTRIBUTION) or []:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == canonicalize_name(name):
+            return next((s.version for s in req.specifier if s.operator in (">=", "==", "~=")), None)
+    return None
+
+
+def python_minimum() -> str | None:
+    """The oldest Python the installed package declares (its Requires-Python), e.g. "3.11"; None when the
+    package is not installed or declares none."""
+    from packaging.specifiers import SpecifierSet
+
+    try:
+        declared = metadata.metadata(DISTRIBUTION).get("Requires-Python") or ""
+    except metadata.PackageNotFoundError:
+        return None
+    return next((s.version for s in SpecifierSet(declared) if s.operator == ">="), None)
+
+
+def _check_package(name: str, minimum: str | None, extra: str | None = None) -> Item:
+    """One requirement: installed and at least ``minimum``. A core one missing or too old is a FAIL; one of an
+    optional ``extra`` is a WARN whose fix installs that extra."""
+    from packaging.version import InvalidVersion, Version
+
+    status = "WARN" if extra else "FAIL"
+    needed_for = f" (needed for {OPTIONAL_EXTRAS[extra]})" if extra in OPTIONAL_EXTRAS else ""
+    for dist in ALTERNATIVES.get(name, (name,)):
         try:
             version = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-        if _version_tuple(version) >= _version_tuple(minimum):
+        if minimum is None:
+            return Item("OK", name, f"{version} (no minimum declared)")
+        try:
+            new_enough = Version(version) >= Version(minimum)
+        except InvalidVersion:
+            new_enough = _version_tuple(version) >= _version_tuple(minimum)
+        if new_enough:
             return Item("OK", name, version)
-        return Item("FAIL", name, f"{version} is older than {minimum}", f'pip install -U "{pip_name}>={minimum}"')
-    return Item("FAIL", name, "not installed", f'pip install "{pip_name}>={minimum}"')
+        fix = f'pip install -U "{DISTRIBUTION}[{extra}]"' if extra else f'pip install -U "{name}>={minimum}"'
+        return Item(status, name, f"{version} is older than {minimum}{needed_for}", fix)
+    wanted = f"{name}>={minimum}" if minimum else name
+    fix = f'pip install "{DISTRIBUTION}[{extra}]"' if extra else f'pip install "{wanted}"'
+    return Item(status, name, f"not installed{needed_for}", fix)
 
 
 def check_packages() -> list[Item]:
-    """The required packages and the active backend's package, with minimum versions."""
+    """The package's requirements with the minimum versions its metadata declares: keras, the active Keras
+    backend's package, the other core requirements (FAIL when missing or too old), then the optional extras
+    (JupyterLab, the runner's papermill and ipykernel: WARN)."""
+    try:
+        core = requirements()
+    except metadata.PackageNotFoundError:
+        return [Item("FAIL", DISTRIBUTION, "not installed, so its requirements cannot be checked",
+                     'pip install -e ".[lab]"   (in the checkout)')]
     backend = keras_backend()
-    items = [_check_package(*spec) for spec in PACKAGES]
+    items = [_check_package("keras", core.get("keras"))]
     if backend in BACKEND_PACKAGES:
-        item = _check_package(*BACKEND_PACKAGES[backend])
+        package = BACKEND_PACKAGES[backend]
+        item = _check_package(package, core[package] if package in core else declared_minimum(package))
         item.name += f" (Keras backend {backend})"
-        items.insert(1, item)
+        items.append(item)
     else:
-        items.insert(1, Item("FAIL", "Keras backend", f"unknown backend {backend!r}",
-                             "export KERAS_BACKEND=tensorflow"))
+        package = None
+        items.append(Item("FAIL", "Keras backend", f"unknown backend {backend!r}",
+                          "export KERAS_BACKEND=tensorflow   (or jax, torch)"))
+    items += [_check_package(name, minimum) for name, minimum in core.items() if name not in ("keras", package)]
+    for extra in OPTIONAL_EXTRAS:
+        items += [_check_package(name, minimum, extra) for name, minimum in requirements(extra).items()]
     return items
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 import warnings
 
 
@@ -30,7 +29,8 @@ def gpu_devices() -> list[str]:
 
 
 def report() -> dict:
-    """Print Python, Keras, backend and NumPy versions and the GPUs; warn when there is no GPU."""
+    """Print Python, Keras, backend and NumPy versions and the GPUs; warn when a required package is missing or
+    older than the package's declared minimum, and when there is no GPU."""
     import keras
     import numpy as np
 
@@ -42,10 +42,16 @@ def report() -> dict:
         info["tensorflow"] = tf.__version__
     for key, value in info.items():
         print(f"{key:<11}{value}")
-    if sys.version_info < (3, 10):
-        warnings.warn("This workshop needs Python 3.10 or newer.", stacklevel=2)
-    if int(keras.__version__.split(".")[0]) < 3:
-        warnings.warn("This workshop needs Keras 3 (pip install -U keras).", stacklevel=2)
+    from packaging.version import Version
+
+    from .check import check_packages, python_minimum  # the minimums, as the installed package declares them
+
+    minimum = python_minimum()
+    if minimum and Version(info["python"]) < Version(minimum):
+        warnings.warn(f"This workshop needs Python {minimum} or newer.", stacklevel=2)
+    for item in check_packages():
+        if item.status == "FAIL":
+            warnings.warn(f"{item.name}: {item.detail}; fix: {item.fix}", stacklevel=2)
     if not info["gpus"]:
         warnings.warn("No GPU found: lessons run on the CPU, slowly. On Colab choose Runtime > Change runtime "
                       "type > GPU; on a laptop keep QUICK = True or a small IMAGE_SIZE.", stacklevel=2)
