@@ -61,7 +61,7 @@ class Lesson:
     quick: bool = False
     image_size: int = 150
     epochs: int | None = None
-    weights: str | None = "imagenet"
+    weights: str | None = None
     precision: str = "float32"
     seed: int = 42
     run_dir: str = "results"
@@ -190,12 +190,17 @@ class Lesson:
 
 
 def start(name: str, *, data_dir: str | None = None, quick: bool = False, image_size: int = 150,
-          epochs: int | None = None, weights: str | None = "imagenet", precision: str = "float32",
+          epochs: int | None = None, weights: str | None = None, precision: str = "float32",
           seed: int = 42, run_dir: str = "results") -> Lesson:
-    """Begin a lesson: apply the QUICK preset, seed everything, set the dtype policy, print the settings.
+    """Begin a lesson: print the versions and whether there is a GPU, apply the QUICK preset, seed everything,
+    set the dtype policy, print the settings in use.
 
-    ``name`` is the notebook's name without ``.ipynb`` (models and records are filed under it).
+    ``name`` is the notebook's name without ``.ipynb`` (models and records are filed under it). A lesson passes
+    the settings it has; ``epochs`` and ``weights`` stay None in a lesson that trains nothing or uses no VGG16.
     """
+    from . import environment
+
+    environment.report()
     if quick:
         preset = parameters.QUICK_PRESET
         image_size = preset["IMAGE_SIZE"]
@@ -208,9 +213,9 @@ def start(name: str, *, data_dir: str | None = None, quick: bool = False, image_
     import keras
 
     keras.config.set_dtype_policy(precision)  # mixed: compute in 16 bits, keep the weights in float32
-    shown = {k: v for k, v in vars(lesson).items()
-             if k not in ("name", "weights_loaded", "train_seconds", "epochs_run", "test_used")}
-    print(f"{name}: " + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
+    hidden = ("name", "weights_loaded", "train_seconds", "epochs_run", "test_used")
+    shown = {k: v for k, v in vars(lesson).items() if k not in hidden and not (k in ("epochs", "weights") and v is None)}
+    print(f"\n{name}: " + ", ".join(f"{k}={v!r}" for k, v in shown.items()))
     return lesson
 
 
