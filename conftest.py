@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import papermill
 from nbval.plugin import IPyNbFile
+from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 _scratch = Path(tempfile.mkdtemp(prefix="workshop-tests-"))
@@ -41,7 +42,7 @@ class QuickNotebook(IPyNbFile):
         parameters = {k: v for k, v in {**QUICK_PARAMETERS, "RUN_DIR": str(run_dir)}.items() if k in declared}
         copy = _scratch / "notebooks" / source.parent.name / source.name
         copy.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(parameterize_notebook(nbformat.read(source, as_version=4), parameters), copy)
+        nbformat.write(parameterize_notebook(load_notebook_node(str(source)), parameters), copy)  # as papermill does
         self.path = copy  # nbval reads the notebook, and starts the kernel, from here; the test keeps its name
         yield from super().collect()
 
