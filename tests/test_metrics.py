@@ -208,3 +208,28 @@ def test_fractional_or_swapped_labels_are_rejected():
         wu.evaluate([0.5, 1, 0, 1], [0.2, 0.9, 0.1, 0.8])
     with pytest.raises(ValueError, match="swap"):
         wu.evaluate([0.2, 0.9, 0.1, 0.8], [0, 1, 0, 1])
+
+
+def test_calibration_matches_hand_computed_ece_and_brier():
+    from workshop_utils.metrics import calibration
+
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.4, 0.6, 0.9])
+    # two bins: [0, 0.5) holds 0.1, 0.4 (mean 0.25, frequency 0) and [0.5, 1] holds 0.6, 0.9 (mean 0.75, frequency 1)
+    result = calibration(y, p, n_bins=2)
+    assert result["ece"]["value"] == pytest.approx(0.25)
+    assert result["brier"]["value"] == pytest.approx((0.01 + 0.16 + 0.16 + 0.01) / 4)
+    for name in ("ece", "brier"):
+        assert result[name]["low"] <= result[name]["value"] <= result[name]["high"]
+
+
+def test_calibration_of_perfect_and_wrong_probabilities():
+    from workshop_utils.metrics import calibration
+
+    y = np.array([0, 1] * 50)
+    perfect = calibration(y, y.astype(float))
+    assert perfect["ece"]["value"] == 0 and perfect["brier"]["value"] == 0
+    wrong = calibration(y, 1.0 - y)
+    assert wrong["ece"]["value"] == pytest.approx(1.0) and wrong["brier"]["value"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        calibration(y, y * 2.0)
