@@ -20,19 +20,27 @@ UNIX_ONLY = {"resource", "fcntl", "pwd", "grp", "termios", "tty", "pty", "posix"
 WINDOWS_ONLY = {"msvcrt", "winreg", "winsound", "_winapi", "nt"}
 
 
-def _shim(folder: Path, blocked: tuple[str, ...]) -> Path:
-    """A sitecustomize that makes ``import <blocked>`` fail, in every Python started with this PYTHONPATH
-    (the notebook kernels too)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(
-        "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked))
-    return folder
+#: A sitecustomize that makes ``import <name>`` fail for the modules named in $WORKSHOP_TEST_BLOCK, in the process
+#: started only: it removes the variable, so the notebook kernels it starts import as usual (on Linux ipykernel's
+#: psutil needs `resource`; on Windows psutil has its own module).
+SITECUSTOMIZE = """import os, sys
+for name in os.environ.pop("WORKSHOP_TEST_BLOCK", "").split(","):
+    if name:
+        sys.modules[name] = None
+"""
+
+
+def _env(tmp_path: Path, blocked: tuple[str, ...]) -> dict:
+    shim = tmp_path / "shim"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return {**os.environ, "PYTHONPATH": str(shim), "WORKSHOP_TEST_BLOCK": ",".join(blocked),
+            "WORKSHOP_CACHE_DIR": str(tmp_path / "cache")}
 
 
 def _cli(*args: str, cwd: Path, blocked: tuple[str, ...] = ("resource",), timeout: int = 300):
-    env = {**os.environ, "PYTHONPATH": str(_shim(cwd / "shim", blocked)), "WORKSHOP_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "workshop_utils", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "workshop_utils", *args], cwd=cwd, env=_env(cwd, blocked),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _lessons(folder: Path, *cells: str) -> Path:
@@ -47,10 +55,14 @@ def _lessons(folder: Path, *cells: str) -> Path:
     return folder
 
 
-def test_the_shim_blocks_resource(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(_shim(tmp_path / "shim", ("resource",)))}
-    done = subprocess.run([sys.executable, "-c", "import resource"], env=env, capture_output=True, text=True)
+def test_the_shim_blocks_resource_in_the_process_it_starts(tmp_path):
+    child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import resource'], check=True)"
+    done = subprocess.run([sys.executable, "-c", "import resource"], env=_env(tmp_path, ("resource",)),
+                          capture_output=True, text=True)
     assert done.returncode == 1 and "ModuleNotFoundError" in done.stderr
+    if sys.platform != "win32":
+        done = subprocess.run([sys.executable, "-c", child], env=_env(tmp_path, ("resource",)))
+        assert done.returncode == 0  # its children import as usual
 
 
 @pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["predict", "--help"], ["check", "--help"],
