@@ -28,8 +28,9 @@ def _metrics(value: float) -> dict:
 
 #: A lesson cell that records what it used, as the lessons do (results.record_result with the settings).
 RECORD = ("from workshop_utils import results\n"
-          "results.record_result(RUN_DIR + '/results.json', NAME, {metrics!r}, 1.5, image_size=IMAGE_SIZE, epochs=EPOCHS, "
-          "epochs_run=min(EPOCHS, 2), quick=False, subset=None, weights='none (random weights)', test_n=20)")
+          "results.record_result(RUN_DIR + '/results.json', NAME, {metrics!r}, 1.5, image_size=IMAGE_SIZE, "
+          "epochs=EPOCHS, epochs_run=min(EPOCHS, 2), quick=False, subset=None, weights='none (random weights)', "
+          "test_n=20)")
 
 
 def test_runner_stops_at_the_failing_notebook_and_shows_the_cell(tmp_path, capsys):
@@ -100,15 +101,18 @@ def test_the_notebooks_warnings_reach_the_console_and_the_report(tmp_path, capsy
             "warnings.warn('train: skipped 2 unreadable images of 50: a.jpeg, b.jpeg')\n"
             "warnings.warn('No GPU found: lessons run on the CPU, slowly.')\n"
             "import sys\nprint('progress 10/10', file=sys.stderr)")
-    _notebook(nbs / "01_one.ipynb", "X = 1", warn)
+    native = ("import sys\nprint('2026-11-29 04:19:{}.144442: W tensorflow/py_utils.cc:38] TF-TRT Warning: Could "
+              "not find TensorRT', file=sys.stderr)")  # TensorFlow's C++ log: a new time stamp in each notebook
+    _notebook(nbs / "01_one.ipynb", "X = 1", warn, native.format(11))
     _notebook(nbs / "02_two.ipynb", "X = 1", "import warnings\n"
-              "warnings.warn('No GPU found: lessons run on the CPU, slowly.')")
+              "warnings.warn('No GPU found: lessons run on the CPU, slowly.')", native.format(22))
     out = tmp_path / "run"
     assert runner.run_series(out, "synthetic", notebook_dir=nbs) == 0
     console = capsys.readouterr().out
     assert "    warning: UserWarning: train: skipped 2 unreadable images of 50: a.jpeg, b.jpeg" in console
     assert console.count("warning: UserWarning: No GPU found") == 1  # once, then "as in an earlier notebook"
-    assert "(1 warning(s) as in an earlier notebook)" in console
+    assert "(2 warning(s) as in an earlier notebook)" in console
+    assert console.count("    warning: TF-TRT Warning: Could not find TensorRT\n") == 1
     assert "warnings.warn(" not in console and "progress 10/10" not in console
     report = (out / "results.md").read_text()
     assert "## Warnings the notebooks printed" in report
@@ -241,3 +245,38 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
         assert nb.name in report and (out / nb.name).exists()
     assert (out / "comparison.png").stat().st_size > 10_000
     assert len(list((out / "models").glob("*.keras"))) == 7  # every lesson saved a model for `predict`
+
+
+def test_results_table_shows_what_each_lesson_used():
+    quick = {"lesson": "02_baseline_vgg16", "metrics": _metrics(0.5), "train_seconds": 3.2, "quick": True,
+             "subset": {"train": 320, "test": 160}, "image_size": 64, "epochs": 30, "epochs_run": 2,
+             "weights": "none (random weights)", "test_n": 75}
+    old = {"lesson": "an older record", "metrics": _metrics(0.9), "train_seconds": 10}
+    assert results.results_table([quick, old]).splitlines() == [
+        "| lesson | weights | quick | image size | epochs | test n | accuracy | sensitivity | specificity | precision "
+        "| f1 | auc | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| 02_baseline_vgg16 | none (random weights) | yes (at most 320 train, 160 test images) | 64 | 2 of 30 | 75 | "
+        + " | ".join(["0.500 [0.400, 0.600]"] * 6) + " | 3 |",
+        "| an older record | - | - | - | - | 20 | " + " | ".join(["0.900 [0.800, 1.000]"] * 6) + " | 10 |"]
+
+
+def test_comparison_legend_is_clear_of_the_bars_and_a_zero_shows():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from workshop_utils.plots import plot_comparison
+
+    entries = [{"lesson": f"0{i}_a_long_lesson_name", "metrics": _metrics(0.1 * i)} for i in range(2, 9)]
+    entries[0]["metrics"]["specificity"] = {"value": 0.0, "low": 0.0, "high": 0.0}
+    fig = plot_comparison(entries)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    [legend] = fig.legends
+    box = legend.get_window_extent(renderer)
+    ax = fig.axes[0]
+    bars = [p.get_window_extent(renderer) for p in ax.patches]
+    assert len(bars) == 7 * 4 and not any(box.overlaps(bar) for bar in bars)
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)  # inside the saved image
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("0.00") == 1 and "0.80" in labels  # every bar has its value; the zero is written too

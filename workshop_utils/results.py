@@ -63,7 +63,7 @@ def _setting_cells(entry: dict) -> list[str]:
     else:
         quick_cell = "yes" if quick else "no"
         if subset:
-            quick_cell += " (subset: " + ", ".join(f"{split} {n}" for split, n in subset.items()) + ")"
+            quick_cell += " (at most " + ", ".join(f"{n} {split}" for split, n in subset.items()) + " images)"
     epochs, run = entry.get("epochs"), entry.get("epochs_run")
     epochs_cell = f"{run} of {epochs}" if run is not None and epochs is not None else str(epochs or run or "-")
     test_n = entry.get("test_n", entry.get("metrics", {}).get("n"))

@@ -281,6 +281,9 @@ def as_options(settings: dict) -> str:
 
 
 _WARNING_HEADER = re.compile(r"^.*?:\d+: (\w*Warning: .*)$")  # "path/file.py:12: UserWarning: text"
+#: The prefix of TensorFlow's C++ log lines ("2026-11-29 04:19:22.144442: W path/file.cc:38] " or
+#: "W0000 00:00:1795924139.938098   11784 file.cc:31] "), dropped so that repeats are recognised.
+_NATIVE_LOG_PREFIX = re.compile(r"^(?:\d{4}-\d\d-\d\d [\d:.]+: [IWEF] |[IWEF]\d{4} [\d:.]+\s+\d+ )\S+:\d+\] ")
 
 
 def notebook_warnings(executed: Path) -> list[str]:
@@ -304,7 +307,7 @@ def notebook_warnings(executed: Path) -> list[str]:
                     continue
                 header = _WARNING_HEADER.match(line)
                 source_line_next = bool(header)
-                text = (header.group(1) if header else line).strip()
+                text = _NATIVE_LOG_PREFIX.sub("", header.group(1) if header else line).strip()
                 if (header or re.search(r"warn", text, re.IGNORECASE)) and text not in found:
                     found.append(text)
     return found
