@@ -237,7 +237,8 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
     for e in entries:
         used = summary["lesson_settings"][e["lesson"]]
         assert used["quick"] is True and used["image_size"] == parameters.QUICK_PRESET["IMAGE_SIZE"]
-        assert used["weights"] == "none (random weights)" and e["metrics"]["n"] == used["test_n"]
+        assert used["weights"] in ("none (random weights)", None)  # None: lesson 6 has no VGG16
+        assert e["metrics"]["n"] == used["test_n"]
         m = e["metrics"]["accuracy"]
         assert m["low"] <= m["value"] <= m["high"]
     report = (out / "results.md").read_text()
