@@ -42,6 +42,12 @@ class Data:
     val: images.ImageSet
     test: images.ImageSet
 
+    @property
+    def patient_overlap(self) -> int:
+        """Patients with images on both sides of the train / validation split (0 by construction)."""
+        groups = self.pool.groups
+        return len(set(groups[self.train_idx]) & set(groups[self.val_idx]))
+
 
 @dataclass
 class Features:
@@ -90,11 +96,10 @@ class Lesson:
                                                   seed=self.seed)
         data = Data(Path(root), pool, train_idx, val_idx, pool.subset(train_idx), pool.subset(val_idx),
                     loaded["test"])
-        overlap = len(set(pool.groups[train_idx]) & set(pool.groups[val_idx]))
         for name, part in (("train", data.train), ("validation", data.val), ("test", data.test)):
             counts = part.class_counts()
             print(f"{name:<11}{len(part):>6} images  " + "  ".join(f"{c} {n}" for c, n in counts.items()))
-        print(f"patients in both train and validation: {overlap}")
+        print(f"patients in both train and validation: {data.patient_overlap}")
         return data
 
     def vgg16_weights(self) -> str | None:
@@ -181,6 +186,7 @@ class Lesson:
         settings = {"image_size": self.image_size, "epochs": self.epochs, "epochs_run": self.epochs_run,
                     "quick": self.quick, "subset": self.subset, "weights": self.weights_loaded,
                     "precision": self.precision, "seed": self.seed, "test_n": len(data.test),
+                    "patient_overlap": data.patient_overlap,
                     "threshold": threshold, "model": str(model_path)}
         entry = results.record_result(self.results_file, self.name, result, self.train_seconds,
                                       **{**settings, **details})
