@@ -86,6 +86,20 @@ def test_only_the_given_settings_reach_only_the_lessons_that_declare_them(tmp_pa
     assert (out / "comparison.png").stat().st_size > 10_000
 
 
+def test_epochs_reaches_every_lesson_that_declares_it_lesson_6_included():
+    """The real lessons (not run): `--epochs 5` goes to each one whose parameters cell has EPOCHS."""
+    import papermill
+
+    given = {"EPOCHS": 5, "DATA_DIR": "/data", "RUN_DIR": "/run"}
+    reached = []
+    for notebook in runner.lesson_notebooks():
+        declared = papermill.inspect_notebook(str(notebook))
+        passed = runner.notebook_parameters(notebook, given)
+        assert passed == {name: value for name, value in given.items() if name in declared}, notebook.name
+        reached += [notebook.name[:2]] if passed.get("EPOCHS") == 5 else []
+    assert "06" in reached and len(reached) >= 6
+
+
 def test_a_setting_no_lesson_takes_is_named(tmp_path, capsys):
     nbs = tmp_path / "nbs"
     nbs.mkdir()

@@ -224,17 +224,17 @@ def run_series(out_dir: Path, data_dir: str | None = None, settings: dict | None
         raise RunError(f"Cannot create the run folder {out_dir} ({exc.strerror}): give another folder with "
                        "--out.") from exc
     given = {**settings, "DATA_DIR": prepare_data(data_dir), RUN_FOLDER_PARAMETER: str(out_dir)}
-    declared = {nb.name: set(papermill.inspect_notebook(str(nb))) for nb in notebooks}
+    passed_to = {nb.name: notebook_parameters(nb, given) for nb in notebooks}
     print(f"Running {len(notebooks)} notebooks into {out_dir}")
     print(f"Your settings: {as_options(settings) or 'none'}; each lesson keeps its own default for the rest.")
     for name in settings:
-        if not any(name in names for names in declared.values()):
+        if not any(name in passed for passed in passed_to.values()):
             print(f"Note: no lesson run here takes {name}: {option_name(name)} has no effect.")
     runs: dict[str, dict] = {}
     shown: set[str] = set()
     start = time.time()
     for i, nb in enumerate(notebooks, 1):
-        passed = {name: value for name, value in given.items() if name in declared[nb.name]}
+        passed = passed_to[nb.name]
         yours = {name: passed[name] for name in settings if name in passed}
         print(f"[{i}/{len(notebooks)}] {nb.name}  "
               f"({as_options(yours) + '; own defaults otherwise' if yours else 'its own defaults'})", flush=True)
@@ -267,6 +267,14 @@ def run_series(out_dir: Path, data_dir: str | None = None, settings: dict | None
     memory = f"peak kernel memory {peak_mb:.0f} MB" if peak_mb is not None else "peak memory not measured here"
     print(f"All {len(notebooks)} notebooks ran in {total / 60:.1f} min; {memory}. Report: {out_dir / 'results.md'}")
     return 0
+
+
+def notebook_parameters(notebook: Path, given: dict) -> dict:
+    """Those of ``given`` that ``notebook``'s tagged parameters cell declares (papermill.inspect_notebook)."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    return {name: value for name, value in given.items() if name in declared}
 
 
 def as_options(settings: dict) -> str:
