@@ -5,7 +5,7 @@
   (``workshop_utils.__version__``), and each badge opens its own notebook.
 * On Colab with Google Drive mounted, data and caches go to ``MyDrive/pneumonia-workshop``, so the next lesson
   (in its own runtime) finds them.
-* The route itself, with no network but the package registries (``WORKSHOP_TEST_COLAB=1``; several minutes, most
+* The route itself, with no network but the package registries (several minutes, most
   of them installing TensorFlow): the package built as a wheel and installed with its dependencies into a fresh
   venv (plus papermill and ipykernel, which Colab brings), one lesson copied alone into an empty folder and run in
   that venv's kernel in quick mode, the dataset served from 127.0.0.1 in the Mendeley release's layout; then the
@@ -47,7 +47,7 @@ ANY_COLAB_LINK = re.compile(r"colab\.research\.google\.com/[^)\s\"']*")
 GIT_INSTALL = re.compile(r"git\+(?P<url>[^\s\"'@]+?)(?:\.git)?(?:@(?P<ref>[^\s\"'#]+))?(?=[\s\"'#]|$)")
 PACKAGE = PYPROJECT["project"]["name"]
 
-#: The route test runs only when asked: it installs TensorFlow into a fresh venv (several minutes).
+#: The route test installs TensorFlow into a fresh venv (several minutes); WORKSHOP_TEST_COLAB=0 skips it.
 ROUTE_ENV = "WORKSHOP_TEST_COLAB"
 #: The lessons the route runs: the first fetches the data and fills the caches, the second reads them.
 FIRST, SECOND = "02_baseline_vgg16.ipynb", "03_class_weights.ipynb"
@@ -184,6 +184,36 @@ def test_on_colab_data_and_caches_go_to_the_mounted_drive(on_colab, tmp_path, mo
     assert paths.workshop_home() is None
 
 
+def test_lesson_start_mounts_drive_on_colab_and_keeps_results_there(on_colab, tmp_path, monkeypatch):
+    from workshop_utils import lesson
+
+    mounted = []
+    drive = types.ModuleType("google.colab.drive")
+    drive.mount = lambda where: (mounted.append(where), on_colab.mkdir(parents=True))
+    monkeypatch.setattr(sys.modules["google.colab"], "drive", drive, raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
+    started = lesson.start("02_baseline_vgg16", quick=True, run_dir="results")
+    assert mounted == [str(on_colab.parent)]  # Colab asks the user once per runtime
+    assert Path(started.run_dir) == on_colab / "pneumonia-workshop" / "results"  # found by the next runtime
+    assert lesson.start("03_class_weights", quick=True, run_dir=str(tmp_path / "run")).run_dir == str(tmp_path / "run")
+    assert mounted == [str(on_colab.parent)]  # already mounted: not asked again
+
+
+def test_declining_drive_on_colab_warns_and_keeps_things_in_the_runtime(on_colab, monkeypatch):
+    from workshop_utils import lesson
+
+    def decline(where):
+        raise ValueError("mount failed")
+
+    drive = types.ModuleType("google.colab.drive")
+    drive.mount = decline
+    monkeypatch.setattr(sys.modules["google.colab"], "drive", drive, raising=False)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", drive)
+    with pytest.warns(UserWarning, match="Google Drive is not mounted .*next lesson fetches the dataset again"):
+        started = lesson.start("02_baseline_vgg16", quick=True)
+    assert started.run_dir == "results"
+
+
 def test_on_colab_the_next_lesson_finds_the_data_on_drive(on_colab, tmp_path, monkeypatch, capsys):
     """A lesson's data() on Colab: fetched once into MyDrive/pneumonia-workshop/data; the next lesson's (its own
     runtime: only Drive is kept) finds it there without a request."""
@@ -227,8 +257,8 @@ def files_under(folder: Path) -> dict[str, int]:
     return {p.relative_to(folder).as_posix(): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.skipif(not os.environ.get(ROUTE_ENV), reason="installs TensorFlow into a fresh venv from the package "
-                    f"registry (3-5.5 min on 2 shared cores); set {ROUTE_ENV}=1 to run it")
+@pytest.mark.skipif(os.environ.get(ROUTE_ENV) == "0", reason="installs TensorFlow into a fresh venv from the package "
+                    f"registry (3-6 min on 2 shared cores); {ROUTE_ENV}=0 skips it")
 def test_a_lesson_opened_alone_runs_from_the_wheel(tmp_path):
     version = workshop_utils.__version__
     # 1. The package as the lessons' install line gets it: the line itself, with the repository replaced by a local

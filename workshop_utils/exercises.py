@@ -222,6 +222,31 @@ def check_dropout_comparison(my_val_loss, lesson_val_losses: list[float]) -> boo
                   f"(~{noise:.4f}); a difference inside the noise is not evidence for either rate.")
 
 
+def check_overfitting_gaps(my_gaps, plain_history: dict | None, regularised_history: dict) -> bool:
+    """4.3: validation minus training loss at the kept epoch, for a plain and the regularised head."""
+    if my_gaps is None:
+        return _unanswered("4.3", "Train the plain head and set my_gaps = {\"plain\": ..., \"regularised\": ...}.")
+    if not isinstance(my_gaps, dict) or set(my_gaps) != {"plain", "regularised"}:
+        raise _not_yet("4.3", "my_gaps should be a dict with the keys \"plain\" and \"regularised\".")
+    expected = {}
+    for name, hist in (("plain", plain_history), ("regularised", regularised_history)):
+        if hist is None:
+            continue
+        best = int(np.argmin(hist["val_loss"]))
+        expected[name] = hist["val_loss"][best] - hist["loss"][best]
+    for name, value in my_gaps.items():
+        got = _number("4.3", value, f"my_gaps[{name!r}]")
+        if name in expected and not math.isclose(got, expected[name], rel_tol=1e-3, abs_tol=1e-6):
+            raise _not_yet("4.3", f"my_gaps[{name!r}] is {got:.4f}, but that head's curves give {expected[name]:.4f}: "
+                           "take val_loss - loss at the epoch with the lowest val_loss.")
+    larger = max(my_gaps, key=my_gaps.get)
+    return _right("4.3", f"gap at the kept epoch: plain {my_gaps['plain']:+.4f}, regularised "
+                  f"{my_gaps['regularised']:+.4f}. The {larger} head's validation loss sits further above its "
+                  "training loss. Note that Dropout also raises the training loss (it is measured with units "
+                  "dropped), so part of a smaller gap is that, not better generalisation: compare the validation "
+                  "losses themselves too.")
+
+
 # --------------------------------------------------------------------------- lesson 5
 
 def _layers_of(pipeline) -> list:

@@ -204,9 +204,12 @@ def start(name: str, *, data_dir: str | None = None, quick: bool = False, image_
     ``name`` is the notebook's name without ``.ipynb`` (models and records are filed under it). A lesson passes
     the settings it has; ``epochs`` and ``weights`` stay None in a lesson that trains nothing or uses no VGG16.
     """
-    from . import environment
+    from . import environment, paths
 
     environment.report()
+    home = paths.mount_colab_drive() or paths.workshop_home()
+    if home is not None and not Path(run_dir).is_absolute():
+        run_dir = home / run_dir  # on Colab: on Google Drive, where the next lesson's runtime finds it
     if quick:
         preset = parameters.QUICK_PRESET
         image_size = preset["IMAGE_SIZE"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 DATA_DIR_ENV = "WORKSHOP_DATA_DIR"
@@ -31,6 +32,25 @@ def workshop_home() -> Path | None:
     if "google.colab" in sys.modules and COLAB_DRIVE.is_dir():
         return COLAB_DRIVE / "pneumonia-workshop"
     return None
+
+
+def mount_colab_drive() -> Path | None:
+    """On Colab, mount the user's Google Drive (Colab asks for permission once per runtime), so that the dataset,
+    the caches and the results stay there for the next lesson; return the workshop folder on it. Elsewhere, or
+    when the user declines, return None (with a warning on Colab: every lesson would fetch the data again)."""
+    if "google.colab" not in sys.modules:
+        return None
+    if not COLAB_DRIVE.is_dir():
+        try:
+            from google.colab import drive
+
+            drive.mount(str(COLAB_DRIVE.parent))
+        except Exception as exc:  # declined, timed out, no Drive: go on in this runtime only
+            warnings.warn(f"Google Drive is not mounted ({exc}): the dataset, caches and results stay in this "
+                          "runtime only, and the next lesson fetches the dataset again. Mount it (Files panel > "
+                          "Mount Drive) and run this cell again to keep them.", stacklevel=2)
+            return None
+    return workshop_home()
 
 
 def user_data_dir() -> Path | None:
