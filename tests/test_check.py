@@ -247,7 +247,7 @@ def test_missing_or_old_packages_fail(monkeypatch):
     monkeypatch.setattr(metadata, "version", version)
     items = _by_name(check.check_packages())
     assert items["seaborn"].status == "FAIL" and items["seaborn"].fix == 'pip install "seaborn>=0.13"'
-    assert items["keras"].status == "FAIL" and "older than 3.3" in items["keras"].detail
+    assert items["keras"].status == "FAIL" and f"older than {check.declared_minimum('keras')}" in items["keras"].detail
     assert items["numpy"].status == "OK"
 
 

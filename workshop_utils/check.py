@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -38,12 +37,13 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 def check_python() -> Item:
-    """Python 3.10 or newer."""
+    """Python at least the package's declared minimum (its Requires-Python)."""
     version = platform.python_version()
-    if sys.version_info >= (3, 10):
+    minimum = python_minimum() or "3.10"
+    if _version_tuple(version) >= _version_tuple(minimum):
         return Item("OK", "Python", version)
     return Item("FAIL", "Python", f"{version} is too old",
-                "install Python 3.10 or newer (e.g. via conda or python.org)")
+                f"install Python {minimum} or newer (e.g. via conda or python.org)")
 
 
 def keras_backend() -> str:

@@ -12,7 +12,9 @@ def patient_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float = 
 
     Every image of a patient lands on the same side, so validation never sees a patient that
     training saw. Uses scikit-learn's StratifiedGroupKFold with ``round(1 / val_fraction)`` folds
-    and keeps the first fold as validation; the same seed gives the same split.
+    and keeps the first fold as validation; the same seed gives the same split. The seed renumbers the
+    patients at random and the folds are built without shuffling: StratifiedGroupKFold's own
+    ``shuffle=True`` stops stratifying before scikit-learn 1.8, while this works the same on every version.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
@@ -21,8 +23,10 @@ def patient_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float = 
     if len(np.unique(groups)) < n_splits:
         raise ValueError(f"Only {len(np.unique(groups))} patients: too few for a {val_fraction:.0%} "
                          "patient-level validation split. Use more images (quick mode: raise the subset).")
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_idx, val_idx = next(folds.split(np.zeros(len(labels)), labels, groups))
+    names, patient = np.unique(groups, return_inverse=True)
+    renumbered = np.random.default_rng(seed).permutation(len(names))[patient]
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=False)
+    train_idx, val_idx = next(folds.split(np.zeros(len(labels)), labels, renumbered))
     return train_idx, val_idx
 
 
