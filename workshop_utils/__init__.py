@@ -8,9 +8,6 @@ work on any Keras backend.
 import importlib
 
 from .dataset import CLASSES, find_dataset_root, list_images, patient_id, verify_dataset
-from .images import ImageSet, load_dataset, load_split
-from .metrics import evaluate, format_metrics
-from .splits import class_weights, patient_split
 
 __version__ = "0.2.0"
 
@@ -25,7 +22,15 @@ __all__ = [
 ]
 
 
+#: Names the lessons use as ``wu.<name>``, imported on first use (scikit-learn and SciPy take seconds to import,
+#: which commands such as ``--help`` should not pay).
+SHORTCUTS = {"ImageSet": "images", "load_dataset": "images", "load_split": "images", "evaluate": "metrics",
+             "format_metrics": "metrics", "class_weights": "splits", "patient_split": "splits"}
+
+
 def __getattr__(name: str):
     if name in SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in SHORTCUTS:
+        return getattr(importlib.import_module(f".{SHORTCUTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -161,7 +161,9 @@ def check_packages() -> list[Item]:
         package = None
         items.append(Item("FAIL", "Keras backend", f"unknown backend {backend!r}",
                           "export KERAS_BACKEND=tensorflow   (or jax, torch)"))
-    items += [_check_package(name, minimum) for name, minimum in core.items() if name not in ("keras", package)]
+    other_backends = set(BACKEND_PACKAGES.values()) - {package}  # TensorFlow is not needed on JAX
+    items += [_check_package(name, minimum) for name, minimum in core.items()
+              if name not in ("keras", package) and name not in other_backends]
     for extra in OPTIONAL_EXTRAS:
         items += [_check_package(name, minimum, extra) for name, minimum in requirements(extra).items()]
     return items

@@ -1,4 +1,4 @@
-"""Command line: ``python -m workshop_utils {download,run,predict,check,kit} ...``."""
+"""Command line: ``python -m workshop_utils {download,run,predict,check,kit,student,report} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_check_arguments(sub.add_parser("check", help="check that this machine is ready for the workshop"))
     kit.add_kit_arguments(sub.add_parser(
         "kit", help="build the offline kit: dataset + VGG16 weights in one folder, with a README"))
+    from . import report, student
+
+    student.add_student_arguments(sub.add_parser(
+        "student", help="write the student copies of the lessons (exercises blank) to notebooks/student/"))
+    report.add_report_arguments(sub.add_parser(
+        "report", help="the measured tables of README.md and docs/instructor.md, from a run folder"))
     return parser
 
 
@@ -42,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import check, kit, predict
 
         return {"predict": predict.main_predict, "check": check.main_check, "kit": kit.main_kit}[args.command](args)
+    if args.command in ("student", "report"):
+        from . import report, student
+
+        return {"student": student.main_student, "report": report.main_report}[args.command](args)
     return 2
 
 

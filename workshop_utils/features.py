@@ -59,6 +59,8 @@ def extract_features(model, images: np.ndarray, preprocess: Callable[[np.ndarray
         if n < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - n, axis=0)])
         out = np.asarray(model.predict_on_batch(batch if preprocess is None else preprocess(batch)))[:n]
+        if out.dtype.kind not in "fiu":  # bfloat16 (mixed precision): not a dtype np.save can store and read back
+            out = out.astype(np.float32)
         outputs.append(out if dtype is None else _narrow(out, dtype, name))
     features = np.concatenate(outputs) if outputs else np.zeros((0,), dtype or np.float32)
     if cache:

@@ -173,6 +173,7 @@ def gradcam(model, images_input: np.ndarray, class_index: int | None = None, lay
                                      images_input[start:start + batch_size], class_index)
             if conv.ndim != 4:
                 raise ValueError(f"{target.name!r} does not output a (N, h, w, channels) feature map.")
+            conv, grads = conv.astype(np.float32), grads.astype(np.float32)  # bfloat16 under mixed precision
             cam = np.maximum(np.einsum("nhwc,nc->nhw", conv, grads.mean(axis=(1, 2))), 0.0)
             peak = cam.max(axis=(1, 2), keepdims=True)
             heatmaps.append(np.where(peak > 0, cam / np.where(peak > 0, peak, 1.0), 0.0))

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
 
 METRICS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc")
 
 
 def _point(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score  # slow to import: on use
+
     y_pred = (y_prob >= threshold).astype(int)
     both = len(np.unique(y_true)) == 2
     return {
@@ -24,6 +24,8 @@ def _point(y_true: np.ndarray, y_prob: np.ndarray, threshold: float) -> dict[str
 def _bootstrap(y_true: np.ndarray, y_prob: np.ndarray, threshold: float, n_boot: int,
                seed: int) -> dict[str, np.ndarray]:
     """All metrics on ``n_boot`` resamples at once (vectorised; AUC from the Mann-Whitney U statistic)."""
+    from scipy.stats import rankdata
+
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y_true), (n_boot, len(y_true)))
     y, prob = y_true[idx], y_prob[idx]
@@ -64,6 +66,8 @@ def evaluate(y_true: np.ndarray, y_prob: np.ndarray, threshold: float = 0.5, n_b
     for m in METRICS:
         low, high = np.percentile(boots[m], [2.5, 97.5]) if len(boots[m]) else (np.nan, np.nan)
         result[m] = {"value": point[m], "low": float(low), "high": float(high)}
+    from sklearn.metrics import confusion_matrix
+
     result["confusion"] = confusion_matrix(y_true, (y_prob >= threshold).astype(int), labels=[0, 1]).tolist()
     result["n"] = int(len(y_true))
     result["threshold"] = float(threshold)

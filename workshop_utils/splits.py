@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
-from sklearn.utils.class_weight import compute_class_weight
 
 
 def patient_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float = 0.2,
@@ -23,6 +21,8 @@ def patient_split(labels: np.ndarray, groups: np.ndarray, val_fraction: float = 
     if len(np.unique(groups)) < n_splits:
         raise ValueError(f"Only {len(np.unique(groups))} patients: too few for a {val_fraction:.0%} "
                          "patient-level validation split. Use more images (quick mode: raise the subset).")
+    from sklearn.model_selection import StratifiedGroupKFold  # slow to import: on use
+
     names, patient = np.unique(groups, return_inverse=True)
     renumbered = np.random.default_rng(seed).permutation(len(names))[patient]
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=False)
@@ -36,6 +36,8 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     ``n_samples / (n_classes * n_in_class)``: the minority class (NORMAL) weighs more. Keras only
     applies a dict; the original workshop passed sklearn's array, which Keras 2.2 silently ignored.
     """
+    from sklearn.utils.class_weight import compute_class_weight
+
     labels = np.asarray(labels)
     classes = np.unique(labels)
     weights = compute_class_weight("balanced", classes=classes, y=labels)
