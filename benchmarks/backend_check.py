@@ -3,7 +3,7 @@
 Decodes images, runs a frozen VGG16 (weights=None) once, trains the baseline head with class weights and an
 early-stopping validation split, evaluates on test, and prints timings and whether TensorFlow was imported.
 
-Usage: KERAS_BACKEND=jax python benchmarks/backend_check.py [DATA_DIR|synthetic] [--size 64] [--limit 100]
+Usage: KERAS_BACKEND=jax python benchmarks/backend_check.py [DATA_DIR|synthetic] [--size 64] [--limit 200]
        [--mixed-precision]
 """
 import argparse
@@ -19,7 +19,7 @@ from workshop_utils import download, features
 parser = argparse.ArgumentParser()
 parser.add_argument("data_dir", nargs="?", default="synthetic")
 parser.add_argument("--size", type=int, default=64)
-parser.add_argument("--limit", type=int, default=100, help="images per class (0: all)")
+parser.add_argument("--limit", type=int, default=200, help="images per split, whole patients, class ratio kept (0: all)")
 parser.add_argument("--epochs", type=int, default=5)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--mixed-precision", action="store_true")
@@ -29,18 +29,17 @@ if args.mixed_precision:
 
 keras.utils.set_random_seed(0)
 t0 = time.perf_counter()
-data = wu.load_dataset(download.locate_dataset(args.data_dir), args.size, limit_per_class=args.limit or None,
-                       progress=False)
+data = wu.load_dataset(download.locate_dataset(args.data_dir), args.size,
+                       subset={"train": args.limit, "test": args.limit} if args.limit else None, progress=False)
 tr, va = wu.patient_split(data["train"].labels, data["train"].groups, 0.2, seed=0)
 train, val, test = data["train"].subset(tr), data["train"].subset(va), data["test"]
 t_data = time.perf_counter() - t0
 
 base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(args.size, args.size, 3))
 base.trainable = False
-prep = lambda b: keras.applications.vgg16.preprocess_input(features.gray_to_rgb(b))  # noqa: E731
 t0 = time.perf_counter()
-all_feats = features.extract_features(base, data["train"].images, prep, batch_size=args.batch_size, progress=False)
-test_feats = features.extract_features(base, test.images, prep, batch_size=args.batch_size, progress=False)
+all_feats = features.frozen_vgg16_features(base, data["train"].images, batch_size=args.batch_size, progress=False)
+test_feats = features.frozen_vgg16_features(base, test.images, batch_size=args.batch_size, progress=False)
 t_feat = time.perf_counter() - t0
 n_train = len(tr) // args.batch_size * args.batch_size  # drop the last partial batch: no recompilation under JAX
 x_train, y_train = all_feats[tr][:n_train], train.labels[:n_train]

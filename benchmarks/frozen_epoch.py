@@ -62,9 +62,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # Ours: decode once (cached), VGG16 once (cached), then epochs on the features.
     start = time.perf_counter()
     data = wu.load_split(subset.parent, "train", S, cache_dir=Path(tmp) / "cache", progress=False)
-    feats = features.extract_features(base, data.images,
-                                      lambda b: keras.applications.vgg16.preprocess_input(features.gray_to_rgb(b)),
-                                      cache_dir=Path(tmp) / "cache", progress=False)
+    feats = features.frozen_vgg16_features(base, data.images, cache_dir=Path(tmp) / "cache", progress=False)
     once = time.perf_counter() - start
     ours = head()
     ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -333,6 +333,35 @@ def print_warnings(warnings: list[str], shown: set[str]) -> None:
     shown.update(new)
 
 
+def commit() -> str | None:
+    """The checkout's git commit (with "+changes" when the working tree differs from it), or None outside git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=NOTEBOOK_DIR.parent, text=True,
+                              capture_output=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=NOTEBOOK_DIR.parent,
+                               text=True, capture_output=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    """Keras, its backend and their packages' versions as installed (read without importing them)."""
+    from importlib import metadata
+
+    from .check import keras_backend
+
+    found = {"keras backend": keras_backend()}
+    for name in ("keras", "tensorflow", "jax", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def machine() -> str:
     """This machine in a few words: OS, architecture, processor, CPU count."""
     import os
@@ -352,7 +381,8 @@ def write_report(out_dir: Path, settings: dict, data_root: str, runs: dict[str, 
               else "not measured on this platform (Python's resource module is Unix-only)")
     summary = {"settings_given": settings, "data": data_root, "notebooks": runs, "total_seconds": round(total, 1),
                "peak_kernel_memory_mb": round(peak_mb) if peak_mb is not None else None,
-               "machine": machine(), "python": platform.python_version(),
+               "machine": machine(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+               "commit": commit(), "versions": versions(),
                "lesson_settings": {e["lesson"]: results.lesson_settings(e) for e in entries}, "results": entries}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     lines = ["# Workshop run", "",
