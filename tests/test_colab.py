@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 import types
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ import workshop_utils
 from workshop_utils import download, paths
 
 ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+ (the lock file's Python)
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
 TAG = f"v{workshop_utils.__version__}"

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from workshop_utils import parameters, results, runner
+from workshop_utils import lesson, parameters, results, runner
+from workshop_utils.predict import predict_files
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chest_xray"
 
@@ -259,7 +260,13 @@ def test_runner_quick_on_the_real_data(tmp_path, monkeypatch):
     for nb in runner.lesson_notebooks():
         assert nb.name in report and (out / nb.name).exists()
     assert (out / "comparison.png").stat().st_size > 10_000
-    assert len(list((out / "models").glob("*.keras"))) == 7  # every lesson saved a model for `predict`
+    models = sorted((out / "models").glob("*.keras"))
+    assert len(models) == 7  # every lesson saved a model for `predict`
+    for model in models:  # ... which takes what predict gives it: predict reproduces the lesson's test probabilities
+        rows = lesson.read_predictions(model.with_suffix(".test.csv"))
+        predicted = predict_files(model, [r["file"] for r in rows])
+        gap = max(abs(p["p_pneumonia"] - r["p_pneumonia"]) for p, r in zip(predicted, rows, strict=True))
+        assert gap < 0.01, (model.name, gap)
 
 
 def test_results_table_shows_what_each_lesson_used():
