@@ -18,8 +18,7 @@ def test_two_quick_runs_give_identical_metrics(tmp_path, monkeypatch, lesson):
         papermill.execute_notebook(str(runner.NOTEBOOK_DIR / lesson), str(out / lesson), cwd=str(out),
                                    kernel_name="python3", progress_bar=False,
                                    parameters={"DATA_DIR": "synthetic", "QUICK": True, "WEIGHTS": None, "SEED": 7,
-                                               "RESULTS_FILE": str(out / "results.json"),
-                                               "MODEL_DIR": str(out / "models")})
+                                               "RUN_DIR": str(out)})
         entry = json.loads((out / "results.json").read_text())[0]
         metrics.append(entry["metrics"])
     assert metrics[0] == metrics[1]
