@@ -11,10 +11,11 @@ import tempfile
 from pathlib import Path
 
 import nbformat
-import papermill
 from nbval.plugin import IPyNbFile
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
+
+from workshop_utils.runner import notebook_parameters
 
 _scratch = Path(tempfile.mkdtemp(prefix="workshop-tests-"))
 os.environ["WORKSHOP_CACHE_DIR"] = str(_scratch / "cache")
@@ -38,8 +39,7 @@ class QuickNotebook(IPyNbFile):
     def collect(self):
         source = Path(self.path)
         run_dir = _scratch / ("student-run" if source.parent.name == "student" else "run")
-        declared = papermill.inspect_notebook(str(source))
-        parameters = {k: v for k, v in {**QUICK_PARAMETERS, "RUN_DIR": str(run_dir)}.items() if k in declared}
+        parameters = notebook_parameters(source, {**QUICK_PARAMETERS, "RUN_DIR": str(run_dir)})  # as the runner does
         copy = _scratch / "notebooks" / source.parent.name / source.name
         copy.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(parameterize_notebook(load_notebook_node(str(source)), parameters), copy)  # as papermill does
