@@ -321,10 +321,10 @@ def test_a_lesson_opened_alone_runs_from_the_wheel(tmp_path):
         assert "Unpacking ChestXRay2017.zip: 100%" in first
         assert f"Dataset: {drive / 'data' / 'chest_xray'}\n  train 20 + 40, test 8 + 12" in first, first[:3000]
         assert "Traceback" not in first
-        record = json.loads((folder / "results" / "results.json").read_text())
+        record = json.loads((drive / "results" / "results.json").read_text())  # on "Drive", for the next runtime
         assert [(r["lesson"], r["quick"], r["weights"], r["test_n"]) for r in record] == \
             [(FIRST.removesuffix(".ipynb"), True, "none (random weights)", 20)]
-        assert (folder / "results" / "models" / FIRST.replace(".ipynb", ".keras")).is_file()
+        assert (drive / "results" / "models" / FIRST.replace(".ipynb", ".keras")).is_file()
         cache = files_under(drive / "cache")
         assert cache, "the first lesson left no cache on Drive"
         assert not (tmp_path / "home" / "pneumonia-workshop-data").exists()
@@ -335,5 +335,6 @@ def test_a_lesson_opened_alone_runs_from_the_wheel(tmp_path):
         assert "Unpacking" not in second and "100%" not in second.split("frozen VGG16 features")[0]
         assert f"Dataset: {drive / 'data' / 'chest_xray'}" in second
         assert files_under(drive / "cache") == cache  # decoded images and features read, not made again
+        assert "02_baseline_vgg16   sensitivity" in second  # lesson 3 finds lesson 2's record on "Drive"
     print(f"\nColab route: wheel {wheel_s:.0f} s, fresh venv install {install_s:.0f} s, {FIRST} {first_s:.0f} s, "
           f"{SECOND} {second_s:.0f} s")
