@@ -311,11 +311,13 @@ def check_conv_block_count(my_count, conv_block: Callable) -> bool:
         return _unanswered("6.1", "Write my_count: the convolution's weights plus BatchNormalization's 4 per channel.")
     value = int(_number("6.1", my_count, "my_count"))
     expected = keras.Sequential([keras.Input((8, 8, 16)), *conv_block(32)]).count_params()
+    kernel = 3 * 3 * 16 * 32
+    per_channel = (expected - kernel) // 32
     if value == expected:
-        return _right("6.1", f"{expected:,} = 3 x 3 x 16 x 32 kernel weights + 4 x 32 for BatchNormalization (no "
-                      "bias: BatchNormalization's offset does that job).")
+        return _right("6.1", f"{expected:,} = 3 x 3 x 16 x 32 kernel weights + {per_channel} x 32 for the "
+                      "normalisation layer (no bias: the normalisation's offset does that job).")
     raise _not_yet("6.1", f"{value:,}, expected {expected:,}: a 3x3 kernel sees all 16 input channels, for each "
-                   "of the 32 filters; add 4 numbers per filter for BatchNormalization.")
+                   f"of the 32 filters; add the normalisation's {per_channel} numbers per filter.")
 
 
 def check_stem_size(my_size, model) -> bool:
@@ -329,9 +331,36 @@ def check_stem_size(my_size, model) -> bool:
     expected = int(pool.output.shape[1])
     if value == expected:
         return _right("6.2", f"{expected} x {expected} after the stem: the next convolutions work on "
-                      f"{expected * expected:,} positions instead of {int(model.input_shape[1]) ** 2:,}.")
+                      f"{expected * expected:,} positions, a sixteenth of the working size's.")
     raise _not_yet("6.2", f"{value}, but the model's first pooling layer outputs {expected} x {expected}: stride 2 "
                    "with 'same' padding gives ceil(size / 2), then 2x2 pooling floor(... / 2).")
+
+
+def largest_rise(losses: list[float]) -> float:
+    """The largest increase of a loss from one epoch to the next (0 when it never rises)."""
+    return max(0.0, float(np.max(np.diff(np.asarray(losses, dtype=float))))) if len(losses) > 1 else 0.0
+
+
+def check_batchnorm_jumps(my_val_losses, lesson_val_losses: list[float]) -> bool:
+    """6.3: the BatchNormalization network's validation losses per epoch, against the lesson's."""
+    if my_val_losses is None:
+        return _unanswered("6.3", "Train the BatchNormalization version and set my_val_losses to its val_loss list.")
+    try:
+        losses = [float(v) for v in my_val_losses]
+    except (TypeError, ValueError):
+        raise _not_yet("6.3", "my_val_losses should be the list of validation losses, one per epoch "
+                       "(history.history[\"val_loss\"]).") from None
+    if len(losses) != len(lesson_val_losses):
+        raise _not_yet("6.3", f"{len(losses)} epochs, but the lesson trained {len(lesson_val_losses)}: use the same "
+                       "recipe (epochs=lesson.epochs).")
+    mine, lessons = largest_rise(losses), largest_rise(lesson_val_losses)
+    compared = (f"largest rise of the validation loss from one epoch to the next: BatchNormalization {mine:.3f}, "
+                f"GroupNormalization {lessons:.3f}.")
+    if len(losses) < 4:
+        return _right("6.3", compared + " With so few epochs (QUICK mode?) this says little: run it at full settings.")
+    return _right("6.3", compared + " With BatchNormalization the model in inference mode uses running averages "
+                  "of batch statistics that lag behind its weights, so its validation loss can jump; the epoch "
+                  "early stopping keeps then depends on luck.")
 
 
 # --------------------------------------------------------------------------- lesson 7
