@@ -1,0 +1,95 @@
+"""The reduced real-data profile (tests/floors.py): the runner on the shared real data, all images at 64 px, few
+epochs, lessons 2, 3 and 6. Run twice, with separate caches, it must give identical numbers (same seed, data and
+machine: reproducible runs), and it must pass floors that a pipeline bug breaks. Broken pipelines (labels
+shuffled, images scaled twice) are shown to fail them. Skipped where ../shared/data/chest_xray is absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from floors import PROFILE, problems
+
+from workshop_utils import images, lesson, saving
+from workshop_utils.predict import predict_files
+
+LESSONS = ("02_baseline_vgg16", "03_class_weights", "06_from_scratch_cnn")
+
+
+@pytest.fixture(scope="module")
+def profile_runs(real_data_root, tmp_path_factory) -> list[Path]:
+    """Two runs of the profile, each with its own empty cache (the second decodes and computes everything again)."""
+    runs = []
+    for name in ("first", "second"):
+        base = tmp_path_factory.mktemp(f"profile-{name}")
+        env = dict(os.environ, WORKSHOP_CACHE_DIR=str(base / "cache"))
+        proc = subprocess.run([sys.executable, "-m", "workshop_utils", "run", "--data-dir", str(real_data_root),
+                               "--out", str(base / "run"), *PROFILE], env=env, capture_output=True, text=True,
+                              timeout=1800)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        runs.append(base / "run")
+    return runs
+
+
+def entries_of(run: Path) -> dict[str, dict]:
+    return {e["lesson"]: e for e in json.loads((run / "results.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def predictions(profile_runs) -> dict[str, dict[str, np.ndarray]]:
+    """For each lesson model of the first run: the test labels, the lesson's own P(PNEUMONIA), and predict's on
+    the same image files."""
+    found = {}
+    for name in LESSONS:
+        model = profile_runs[0] / "models" / f"{name}.keras"
+        rows = lesson.read_predictions(model.with_suffix(".test.csv"))
+        predicted = predict_files(model, [r["file"] for r in rows])
+        found[name] = {"labels": np.array([r["label"] for r in rows]),
+                       "lesson": np.array([r["p_pneumonia"] for r in rows]),
+                       "predict": np.array([p["p_pneumonia"] for p in predicted])}
+    return found
+
+
+def test_same_seed_same_data_same_machine_same_numbers(profile_runs):
+    first, second = (entries_of(run) for run in profile_runs)
+    assert list(first) == list(LESSONS)
+    for name in LESSONS:
+        assert first[name]["metrics"] == second[name]["metrics"], name
+        assert first[name]["epochs_run"] == second[name]["epochs_run"], name
+        csv = f"models/{name}.test.csv"
+        assert (profile_runs[0] / csv).read_text() == (profile_runs[1] / csv).read_text(), name
+
+
+def test_the_profile_passes_its_floors(profile_runs, predictions):
+    assert problems(entries_of(profile_runs[0]), predictions) == []
+
+
+def test_shuffled_labels_break_the_floors(profile_runs, predictions):
+    rng = np.random.default_rng(0)
+    broken = {name: {**p, "labels": rng.permutation(p["labels"])} for name, p in predictions.items()}
+    found = problems(entries_of(profile_runs[0]), broken)
+    assert any("lesson 6 test AUC" in f for f in found), found
+
+
+def test_images_scaled_twice_break_the_floors(profile_runs, predictions):
+    # The bug predict once had: dividing by 255 before a model that preprocesses inside. Shown on lesson 3's model
+    # (VGG16's preprocessing inside); lesson 6 standardises each image itself, so a scale factor cannot hurt it.
+    name = "03_class_weights"
+    model, _ = saving.load_lesson_model(profile_runs[0] / "models" / f"{name}.keras")
+    rows = lesson.read_predictions(profile_runs[0] / "models" / f"{name}.test.csv")
+    gray = np.stack([images.decode_image(r["file"], 64) for r in rows]).astype("float32")
+    scaled_twice = model.predict((gray / 255.0)[..., None], verbose=0)[:, 1]
+    broken = {**predictions, name: {**predictions[name], "predict": scaled_twice}}
+    found = problems(entries_of(profile_runs[0]), broken)
+    assert any(f"{name}: predict's probabilities differ" in f for f in found), found
+
+
+def test_a_patient_in_both_splits_breaks_the_floors(profile_runs, predictions):
+    entries = entries_of(profile_runs[0])
+    entries["03_class_weights"]["patient_overlap"] = 3
+    assert any("3 patients in both" in f for f in problems(entries, predictions))
