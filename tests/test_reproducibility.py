@@ -22,5 +22,7 @@ def test_two_runs_of_every_lesson_give_identical_numbers(tmp_path, monkeypatch):
     for name, entry in entries[0].items():
         assert entry["metrics"] == entries[1][name]["metrics"], name
         assert entry["epochs_run"] == entries[1][name]["epochs_run"], name
+        # the same test probabilities, image by image (the synthetic images live in each run's own cache folder)
         csv = f"models/{name}.test.csv"
-        assert (first / csv).read_text() == (second / csv).read_text(), name
+        assert ((first / csv).read_text().replace(str(tmp_path / "a"), "")
+                == (second / csv).read_text().replace(str(tmp_path / "b"), "")), name
