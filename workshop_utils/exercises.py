@@ -308,7 +308,7 @@ def check_conv_block_count(my_count, conv_block: Callable) -> bool:
     import keras
 
     if my_count is None:
-        return _unanswered("6.1", "Write my_count: the convolution's weights plus BatchNormalization's 4 per channel.")
+        return _unanswered("6.1", "Write my_count: the convolution's weights plus the normalisation layer's numbers per channel.")
     value = int(_number("6.1", my_count, "my_count"))
     expected = keras.Sequential([keras.Input((8, 8, 16)), *conv_block(32)]).count_params()
     kernel = 3 * 3 * 16 * 32
