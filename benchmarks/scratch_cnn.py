@@ -66,6 +66,7 @@ def build_recipe(n_train: int, image_size: int = IMAGE_SIZE, epochs: int = EPOCH
     schedule = keras.optimizers.schedules.CosineDecay(
         PEAK_LEARNING_RATE / 10, decay_steps=(epochs - 1) * steps, warmup_target=PEAK_LEARNING_RATE,
         warmup_steps=steps)
+    ema = min(ema, 1 - 1 / steps) if ema > 0 else 0  # as in lesson 6: average over at most one epoch
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, use_ema=ema > 0, ema_momentum=ema or 0.99)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
