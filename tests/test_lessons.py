@@ -64,6 +64,19 @@ def test_settings_live_in_the_tagged_cell_only_and_are_used(path):
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_papermill_reads_every_setting_of_the_parameters_cell(path, caplog):
+    """papermill parses the tagged cell (for --help-notebook and for typing injected values); a comment it cannot
+    read (e.g. one holding '=') is logged as "Unable to parse line", and the setting is missing from its list."""
+    import papermill
+    nb = nbformat.read(path, as_version=4)
+    tagged = next(c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", []))
+    with caplog.at_level("WARNING", logger="papermill"):
+        found = papermill.inspect_notebook(str(path))
+    assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()], caplog.text
+    assert set(found) == assigned_names(tagged.source)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_runner_parameters_reach_lesson_start(path):
     nb = nbformat.read(path, as_version=4)
     tagged = next(c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", []))
