@@ -1,117 +1,37 @@
-"""Benchmark: lesson 6's from-scratch CNN recipe over several seeds, on the shared real data.
+"""Benchmark: lesson 6 (the CNN trained from scratch) over several seeds, on the shared real data.
 
-Usage: python benchmarks/scratch_cnn.py [DATA_DIR] [--seeds 42 43 44] [--validation-only] [--deterministic]
-Each seed drives the patient-level validation split, the initial weights, the augmentation and the shuffling.
-Per seed: trains the recipe (printing validation loss and accuracy, wall and CPU seconds per epoch), keeps the
-epoch with the lowest validation loss, and evaluates it once on test at threshold 0.5; then the mean and spread
-(max - min) over the seeds. --validation-only never touches test (for choosing the recipe). Run it alone:
-anything else sharing the CPU inflates the wall times (CPU seconds / cores is the unshared estimate).
+Usage: python benchmarks/scratch_cnn.py [DATA_DIR] [--seeds 42 43 44] [--out DIR]
+Runs the lesson itself with the runner, once per seed, at the lesson's own settings: its student copy
+(notebooks/student/), whose exercises stay unanswered, so exercise 6.3's second network is not trained. The seed
+drives the patient-level validation split, the initial weights, the augmentation and the order of batches. Then
+prints each seed's validation loss per epoch, kept epoch, training time and test metrics (the lesson's one look at
+the test split), and the mean and spread (max - min) over the seeds. Run it alone on the machine: anything else
+sharing the CPU inflates the times.
+
+How the lesson's recipe was chosen on validation only, with this script's earlier version (its candidate switches
+--validation-only, --ema, --work-size; commit 2c8ed3d): records/scratch_cnn_recipe.md.
 """
 import argparse
-import math
-import os
-import time
+import sys
+import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
+import numpy as np
 
-import workshop_utils as wu  # noqa: E402
+from workshop_utils import results, runner
 
-IMAGE_SIZE = 150    # the lesson's input size (raw grayscale, 0-255)
-WORK_SIZE = 150     # resized inside the model (C5-C9 worked at 128 px; C10 at 150 px validated better)
-EPOCHS = 16
-BATCH_SIZE = 32
-PEAK_LEARNING_RATE = 1e-3
-EMA_MOMENTUM = 0.99  # validate and keep an exponential moving average of the weights (~100 steps)
+LESSON = runner.NOTEBOOK_DIR / "student" / "06_from_scratch_cnn.ipynb"
+METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
 
-def conv_block(filters: int, kernel_size: int = 3, **kwargs) -> list:
-    """Convolution, GroupNormalization, ReLU. GroupNormalization uses no batch statistics: training and
-    inference compute the same thing (BatchNormalization's moving averages made the validation loss jump)."""
-    return [layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, **kwargs),
-            layers.GroupNormalization(groups=min(8, filters)), layers.ReLU()]
-
-
-def build_recipe(n_train: int, image_size: int = IMAGE_SIZE, epochs: int = EPOCHS, work_size: int = WORK_SIZE,
-                 ema: float = EMA_MOMENTUM) -> tuple[keras.Model, dict]:
-    """The compiled model and the keyword arguments of its ``fit`` (epochs, batch size, callbacks).
-
-    Labels are one-hot (label smoothing needs them); ``n_train`` sets the learning-rate schedule's length.
-    ``ema``: momentum of the moving average of the weights that is validated and kept (0: no average).
-    """
-    model = keras.Sequential([
-        keras.Input((image_size, image_size, 1)),
-        layers.Resizing(work_size, work_size),
-        # augmentation: active in fit(), a no-op in predict() and evaluate(); edges are filled by reflection
-        # (Keras' default), not black, which would shift the per-image standardisation below
-        layers.RandomRotation(0.03),
-        layers.RandomZoom(0.1),
-        layers.RandomTranslation(0.05, 0.05),
-        layers.RandomContrast(0.2, value_range=(0, 255)),
-        # per-image standardisation: each image to mean 0, standard deviation 1 (exposure differences removed)
-        layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False),
-        *conv_block(16, 5, strides=2), layers.MaxPooling2D(),
-        *conv_block(32), *conv_block(32), layers.MaxPooling2D(),
-        *conv_block(64), *conv_block(64), layers.MaxPooling2D(),
-        *conv_block(128), *conv_block(128),
-        layers.GlobalAveragePooling2D(),
-        layers.Dropout(0.5),
-        layers.Dense(2, activation="softmax", dtype="float32"),
-    ], name="cnn_from_scratch")
-    steps = math.ceil(n_train / BATCH_SIZE)
-    # one epoch of linear warm-up to the peak rate, then a cosine decay to 0 at the last epoch
-    schedule = keras.optimizers.schedules.CosineDecay(
-        PEAK_LEARNING_RATE / 10, decay_steps=(epochs - 1) * steps, warmup_target=PEAK_LEARNING_RATE,
-        warmup_steps=steps)
-    ema = min(ema, 1 - 1 / steps) if ema > 0 else 0  # as in lesson 6: average over at most one epoch
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=1e-4, use_ema=ema > 0, ema_momentum=ema or 0.99)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
-    # never stops early (patience = all epochs): keeps the weights of the epoch with the lowest validation loss
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True)]
-    if ema > 0:  # first: validation, and the weights EarlyStopping keeps, are the averaged ones
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    return model, {"epochs": epochs, "batch_size": BATCH_SIZE, "callbacks": callbacks}
-
-
-class EpochReport(keras.callbacks.Callback):
-    """Prints validation loss and accuracy, wall and CPU seconds of every epoch; keeps the seconds."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.wall, self.cpu = time.time(), sum(os.times()[:2])
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["seconds"], logs["cpu_seconds"] = time.time() - self.wall, sum(os.times()[:2]) - self.cpu
-        print(f"  epoch {epoch + 1:2d}  loss {logs['loss']:.4f}  val_loss {logs['val_loss']:.4f}  "
-              f"val_acc {logs['val_accuracy']:.4f}  {logs['seconds']:.0f} s (CPU {logs['cpu_seconds']:.0f} s)",
-              flush=True)
-
-
-def run_seed(data: dict, seed: int, epochs: int, validation_only: bool, **candidate) -> dict:
-    """Train the recipe with one seed; return its curves, timings and (unless validation_only) test metrics."""
-    keras.utils.set_random_seed(seed)
-    train_idx, val_idx = wu.patient_split(data["train"].labels, data["train"].groups, val_fraction=0.2, seed=seed)
-    train, val = data["train"].subset(train_idx), data["train"].subset(val_idx)
-    model, fit_settings = build_recipe(len(train), data["train"].images.shape[1], epochs, **candidate)
-    fit_settings["callbacks"] = [EpochReport(), *fit_settings["callbacks"]]
-    one_hot = np.eye(2, dtype="float32")
-    start = time.time()
-    history = model.fit(train.images[..., None], one_hot[train.labels],
-                        validation_data=(val.images[..., None], one_hot[val.labels]),
-                        class_weight=wu.class_weights(train.labels), verbose=0, **fit_settings).history
-    run = {"seed": seed, "val_loss": history["val_loss"], "val_accuracy": history["val_accuracy"],
-           "best_epoch": int(np.argmin(history["val_loss"])) + 1, "train_seconds": time.time() - start,
-           "seconds": history["seconds"], "cpu_seconds": history["cpu_seconds"]}
-    print(f"  best epoch {run['best_epoch']} (val_loss {min(run['val_loss']):.4f}), "
-          f"{run['train_seconds']:.0f} s of training")
-    if not validation_only:
-        test = data["test"]
-        run["test"] = wu.evaluate(test.labels, model.predict(test.images[..., None], verbose=0)[:, 1])
-        print(wu.format_metrics(run["test"]))
-    return run
+def run_seed(seed: int, data_dir: str, out: Path) -> dict:
+    """Run lesson 6 with ``seed`` into the new run folder ``out``; return its recorded entry."""
+    code = runner.run_series(out, data_dir, {"SEED": seed}, notebooks=[LESSON], notebook_dir=LESSON.parent)
+    if code:
+        sys.exit(f"lesson 6 failed with seed {seed} (exit code {code}); the executed notebook is in {out}")
+    (entry,) = results.load_results(out / results.RESULTS_FILE)
+    print(f"seed {seed}: validation loss per epoch " + " ".join(f"{v:.3f}" for v in entry["val_losses"]), flush=True)
+    return entry
 
 
 def main() -> None:
@@ -119,34 +39,21 @@ def main() -> None:
     parser.add_argument("data_dir", nargs="?",
                         default=str(Path(__file__).resolve().parents[2] / "shared/data/chest_xray"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="shorter runs for checks only")
-    parser.add_argument("--validation-only", action="store_true", help="never evaluate on test")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="TensorFlow's enable_op_determinism (default CPU kernels already repeat on one machine)")
-    parser.add_argument("--work-size", type=int, default=WORK_SIZE, help="candidate: working size inside the model")
-    parser.add_argument("--ema", type=float, default=EMA_MOMENTUM, help="momentum of the weights' moving average (0: none)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="keep the run folders (one per seed) here (default: a temporary folder)")
     args = parser.parse_args()
-    if args.deterministic:
-        import tensorflow as tf
-        tf.config.experimental.enable_op_determinism()
-    data = wu.load_dataset(wu.find_dataset_root(args.data_dir), IMAGE_SIZE)
-    runs = []
-    for seed in args.seeds:
-        print(f"seed {seed}")
-        runs.append(run_seed(data, seed, args.epochs, args.validation_only,
-                             work_size=args.work_size, ema=args.ema))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        runs = [run_seed(seed, args.data_dir, out / f"seed_{seed}") for seed in args.seeds]
 
-    metrics = [] if args.validation_only else ["accuracy", "sensitivity", "specificity", "auc"]
-    print(f"\n{'seed':>6}{'best ep':>8}{'val_loss':>9}{'train s':>8}{'s/ep':>6}{'CPU s/ep':>9}"
-          + "".join(f"{m:>12}" for m in metrics))
+    print(f"\n{'seed':>6}{'kept ep':>8}{'val_loss':>9}{'train s':>8}{'s/ep':>6}" + "".join(f"{m:>12}" for m in METRICS))
     for run in runs:
-        print(f"{run['seed']:>6}{run['best_epoch']:>8}{min(run['val_loss']):>9.4f}{run['train_seconds']:>8.0f}"
-              f"{np.mean(run['seconds']):>6.1f}{np.mean(run['cpu_seconds']):>9.1f}"
-              + "".join(f"{run['test'][m]['value']:>12.3f}" for m in metrics))
-    if metrics:
-        for name, reduce in (("mean", np.mean), ("spread", np.ptp)):
-            print(f"{name:>6}{'':>40}" + "".join(
-                f"{reduce([run['test'][m]['value'] for run in runs]):>12.3f}" for m in metrics))
+        print(f"{run['seed']:>6}{run['best_epoch']:>8}{min(run['val_losses']):>9.4f}{run['train_seconds']:>8.0f}"
+              f"{run['train_seconds'] / run['epochs_run']:>6.1f}"
+              + "".join(f"{run['metrics'][m]['value']:>12.3f}" for m in METRICS))
+    for name, reduce in (("mean", np.mean), ("spread", np.ptp)):
+        print(f"{name:>6}{'':>31}" + "".join(f"{reduce([run['metrics'][m]['value'] for run in runs]):>12.3f}"
+                                             for m in METRICS))
 
 
 if __name__ == "__main__":
