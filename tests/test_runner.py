@@ -51,6 +51,44 @@ def test_runner_stops_at_the_failing_notebook_and_shows_the_cell(tmp_path, capsy
     assert (out / "02_fails.ipynb").exists()  # the executed notebook, with its error, is kept
 
 
+def _student_notebook(path: Path, *cells: tuple[str, list[str]]) -> Path:
+    """A notebook whose cells are (source, tags): a parameters cell first, as in a lesson."""
+    nb = new_notebook(cells=[new_code_cell("SEED = 1", metadata={"tags": ["parameters"]})]
+                      + [new_code_cell(source, metadata={"tags": tags}) for source, tags in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+BLANK = ('import workshop_utils as wu\nmy_answer = None\nraise wu.exercises.YourTurn("{}")', ["raises-exception"])
+
+
+def test_a_student_copy_runs_through_with_its_exercises_left_to_the_attendee(tmp_path, capsys):
+    """A student copy's blank answer cells raise YourTurn (tagged raises-exception): the runner runs every other
+    cell, names the exercises left, and counts the notebook as run (the kit check and benchmarks/scratch_cnn.py
+    run student copies); any other error still fails it."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _student_notebook(nbs / "01_student.ipynb", (BLANK[0].format("1.1"), BLANK[1]), ("open('after', 'w')", []),
+                      (BLANK[0].format("1.2"), BLANK[1]))
+    out = tmp_path / "run"
+    assert runner.run_series(out, "synthetic", {"SEED": 3}, notebook_dir=nbs) == 0
+    assert "exercises left to you: 1.1, 1.2" in capsys.readouterr().out
+    assert (out / "after").exists()  # the cell between the blank answers ran
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    _student_notebook(broken / "01_student.ipynb", (BLANK[0].format("1.1"), BLANK[1]),
+                      ("raise ValueError('a real bug')", []))
+    assert runner.run_series(tmp_path / "run2", "synthetic", notebook_dir=broken) == 1
+    assert "a real bug" in capsys.readouterr().err
+
+    untagged = tmp_path / "untagged"  # YourTurn outside a blank answer cell is an error too
+    untagged.mkdir()
+    _student_notebook(untagged / "01_student.ipynb", (BLANK[0].format("1.1"), []))
+    assert runner.run_series(tmp_path / "run3", "synthetic", notebook_dir=untagged) == 1
+
+
 def test_only_the_given_settings_reach_only_the_lessons_that_declare_them(tmp_path, capsys):
     """`run --epochs 5` reaches every lesson with EPOCHS (whatever its own default); a setting not given keeps
     each lesson's default; a lesson without EPOCHS gets no EPOCHS; the report shows what each lesson used."""

@@ -244,13 +244,17 @@ def run_series(out_dir: Path, data_dir: str | None = None, settings: dict | None
             papermill.execute_notebook(str(nb), str(executed), parameters=passed, cwd=str(out_dir),
                                        progress_bar=True, kernel_name="python3")
         except PapermillExecutionError as err:
-            runs[nb.name] = {"parameters": passed, "warnings": notebook_warnings(executed)}
-            print_warnings(runs[nb.name]["warnings"], shown)
-            print(f"\n{nb.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}).\n"
-                  f"--- the failing cell ---\n{err.source}\n--- traceback ---\n" + "".join(err.traceback[-5:]),
-                  file=sys.stderr)
-            print(f"The executed notebook with the error is {executed}", file=sys.stderr)
-            return 1
+            left = unanswered_exercises(executed)
+            if left:  # a student copy: only its blank answer cells raised, every other cell ran
+                print(f"    exercises left to you: {', '.join(left)} (their answer cells raise YourTurn)")
+            else:
+                runs[nb.name] = {"parameters": passed, "warnings": notebook_warnings(executed)}
+                print_warnings(runs[nb.name]["warnings"], shown)
+                print(f"\n{nb.name} failed in cell {err.exec_count} ({err.ename}: {err.evalue}).\n"
+                      f"--- the failing cell ---\n{err.source}\n--- traceback ---\n" + "".join(err.traceback[-5:]),
+                      file=sys.stderr)
+                print(f"The executed notebook with the error is {executed}", file=sys.stderr)
+                return 1
         except DeadKernelError:
             print(f"\nThe kernel running {nb.name} died: often the machine ran out of memory (try --quick or a "
                   f"smaller --image-size). The notebook as far as it ran is {executed}", file=sys.stderr)
@@ -319,6 +323,28 @@ def notebook_warnings(executed: Path) -> list[str]:
                 if (header or re.search(r"warn", text, re.IGNORECASE)) and text not in found:
                     found.append(text)
     return found
+
+
+def unanswered_exercises(executed: Path) -> list[str]:
+    """The exercises a student copy left blank, if its only errors are ``YourTurn`` raised by answer cells tagged
+    ``raises-exception`` (so every other cell ran); otherwise (any other error) an empty list."""
+    import nbformat
+
+    from .exercises import YourTurn
+
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells
+    except (OSError, ValueError):
+        return []
+    left = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            if output.get("ename") != YourTurn.__name__ or "raises-exception" not in cell.metadata.get("tags", []):
+                return []
+            left.append(output.get("evalue", "").split(" is yours")[0].removeprefix("Exercise "))
+    return left
 
 
 def print_warnings(warnings: list[str], shown: set[str]) -> None:
@@ -429,7 +455,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="LESSON",
                         help="run only these lessons: numbers (2 or 02) or names (02_baseline_vgg16)")
     parser.add_argument("--notebooks", type=Path, default=NOTEBOOK_DIR, metavar="DIR",
-                        help="the folder of the lesson notebooks (default: notebooks/ of this checkout)")
+                        help="the folder of the lesson notebooks (default: notebooks/ of this checkout; "
+                             "notebooks/student: the student copies, their exercises left unanswered)")
 
 
 def main_run(args: argparse.Namespace) -> int:
