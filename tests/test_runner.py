@@ -65,8 +65,8 @@ BLANK = ('import workshop_utils as wu\nmy_answer = None\nraise wu.exercises.Your
 
 def test_a_student_copy_runs_through_with_its_exercises_left_to_the_attendee(tmp_path, capsys):
     """A student copy's blank answer cells raise YourTurn (tagged raises-exception): the runner runs every other
-    cell, names the exercises left, and counts the notebook as run (the kit check and benchmarks/scratch_cnn.py
-    run student copies); any other error still fails it."""
+    cell, names the exercises left, and counts the notebook as run (an instructor trying the student copies, and
+    benchmarks/scratch_cnn.py, run them); any other error still fails it."""
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _student_notebook(nbs / "01_student.ipynb", (BLANK[0].format("1.1"), BLANK[1]), ("open('after', 'w')", []),
@@ -75,6 +75,10 @@ def test_a_student_copy_runs_through_with_its_exercises_left_to_the_attendee(tmp
     assert runner.run_series(out, "synthetic", {"SEED": 3}, notebook_dir=nbs) == 0
     assert "exercises left to you: 1.1, 1.2" in capsys.readouterr().out
     assert (out / "after").exists()  # the cell between the blank answers ran
+    executed = nbformat.read(out / "01_student.ipynb", as_version=4)
+    assert all(c.cell_type == "code" for c in executed.cells)  # no "An Exception was encountered" banner
+    assert [o.ename for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"] == [
+        "YourTurn", "YourTurn"]
 
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -246,6 +246,7 @@ def run_series(out_dir: Path, data_dir: str | None = None, settings: dict | None
         except PapermillExecutionError as err:
             left = unanswered_exercises(executed)
             if left:  # a student copy: only its blank answer cells raised, every other cell ran
+                drop_error_banner(executed)
                 print(f"    exercises left to you: {', '.join(left)} (their answer cells raise YourTurn)")
             else:
                 runs[nb.name] = {"parameters": passed, "warnings": notebook_warnings(executed)}
@@ -345,6 +346,17 @@ def unanswered_exercises(executed: Path) -> list[str]:
                 return []
             left.append(output.get("evalue", "").split(" is yours")[0].removeprefix("Exercise "))
     return left
+
+
+def drop_error_banner(executed: Path) -> None:
+    """Remove the "An Exception was encountered" cells papermill puts into an executed notebook with errors (for a
+    student copy whose only errors are its blank answers, which are expected)."""
+    import nbformat
+    from papermill.execute import ERROR_MARKER_TAG
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.cells = [cell for cell in nb.cells if ERROR_MARKER_TAG not in cell.metadata.get("tags", [])]
+    nbformat.write(nb, str(executed))
 
 
 def print_warnings(warnings: list[str], shown: set[str]) -> None:
