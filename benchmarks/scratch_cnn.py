@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workshop_utils import results, runner
+from workshop_utils import results, runner, student
 
-LESSON = runner.NOTEBOOK_DIR / "student" / "06_from_scratch_cnn.ipynb"
+LESSON = student.STUDENT_DIR / "06_from_scratch_cnn.ipynb"
 METRICS = ("accuracy", "sensitivity", "specificity", "auc")
 
 
@@ -28,7 +28,8 @@ def run_seed(seed: int, data_dir: str, out: Path) -> dict:
     """Run lesson 6 with ``seed`` into the new run folder ``out``; return its recorded entry."""
     code = runner.run_series(out, data_dir, {"SEED": seed}, notebooks=[LESSON], notebook_dir=LESSON.parent)
     if code:
-        sys.exit(f"lesson 6 failed with seed {seed} (exit code {code}); the executed notebook is in {out}")
+        sys.exit(f"lesson 6 failed with seed {seed} (exit code {code}); to keep its executed notebook, "
+                 "run again with --out DIR")
     (entry,) = results.load_results(out / results.RESULTS_FILE)
     print(f"seed {seed}: validation loss per epoch " + " ".join(f"{v:.3f}" for v in entry["val_losses"]), flush=True)
     return entry
