@@ -63,12 +63,18 @@ CANDIDATES = {
     "L4-in0.5": ("Dropout(0.5) on the features + Dense(256)+Dropout(0.5), class weights",
                  lambda s: head_hidden(s, batchnorm=False, input_dropout=0.5), {"cw": True}),
     "L4-l2": ("Dense(256, L2 1e-3)+BN+Dropout(0.5), class weights", lambda s: head_hidden(s, l2=1e-3), {"cw": True}),
+    "L3-wval": ("L3, early stopping on the class-weighted validation loss", head_flatten, {"cw": True, "wval": True}),
+    "L4-wval": ("L4, early stopping on the class-weighted validation loss", head_hidden, {"cw": True, "wval": True}),
     "L2-drop": ("Dropout(0.5)+Flatten+Dense(2), class weights", lambda s: head_flatten(s, dropout=0.5), {"cw": True}),
 }
 
 
-def fit(head, x, y, val, lr=1e-4, cw=False, epochs=30, patience=5, batch_size=32):
+def fit(head, x, y, val, lr=1e-4, cw=False, epochs=30, patience=5, batch_size=32, wval=False):
     import keras
+
+    if wval:  # the validation loss weighted like the training loss: the same objective on new patients
+        weights = wu.class_weights(y)
+        val = (*val, np.array([weights[int(label)] for label in val[1]], dtype="float32"))
 
     head.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
