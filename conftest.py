@@ -24,6 +24,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+#: Where the lessons' nbval run records its results and keeps its cache: tests/test_reproducibility.py compares a
+#: second run with it instead of running every lesson twice (it runs after the notebooks; see below).
+os.environ["WORKSHOP_TEST_LESSONS_RUN"] = str(_scratch / "run")
+os.environ["WORKSHOP_TEST_LESSONS_CACHE"] = os.environ["WORKSHOP_CACHE_DIR"]
 #: What the tests pass to every notebook that declares these parameters (the lessons share one run folder, so
 #: that a lesson that compares itself with an earlier one finds its record; the student copies have their own).
 QUICK_PARAMETERS = {"DATA_DIR": "synthetic", "QUICK": True, "WEIGHTS": None}
@@ -45,6 +49,11 @@ class QuickNotebook(IPyNbFile):
         nbformat.write(parameterize_notebook(load_notebook_node(str(source)), parameters), copy)  # as papermill does
         self.path = copy  # nbval reads the notebook, and starts the kernel, from here; the test keeps its name
         yield from super().collect()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The reproducibility test last: it compares its run with the lessons' nbval run, which must have finished."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_reproducibility.py"))
 
 
 def pytest_collect_file(file_path, parent):

@@ -1,5 +1,6 @@
-"""The measured tables in README.md and docs/instructor.md are generated from the committed reference run
-(benchmarks/reference/: results.json and summary.json, with the machine, date, commit and settings), never typed."""
+"""The measured tables in README.md and docs/instructor.md are generated from the committed reference runs
+(benchmarks/reference/, pretrained weights, and benchmarks/reference-random/, the random-weights contrast:
+results.json and summary.json, with the machine, date, commit and settings), never typed."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workshop_utils import report
+from workshop_utils import hed_vgg16, report, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "instructor.md"]
@@ -18,25 +19,51 @@ def summary() -> dict:
     return report.load_summary(report.REFERENCE_RUN)
 
 
-def test_the_reference_run_says_where_it_comes_from(summary):
+@pytest.fixture(scope="module")
+def random_summary() -> dict:
+    return report.load_summary(report.RANDOM_REFERENCE_RUN)
+
+
+@pytest.mark.parametrize("folder", [report.REFERENCE_RUN, report.RANDOM_REFERENCE_RUN], ids=lambda p: p.name)
+def test_the_reference_runs_say_where_they_come_from(folder):
+    summary = report.load_summary(folder)
     for key in ("date", "commit", "machine", "versions", "settings_given", "notebooks", "total_seconds"):
         assert summary.get(key), key
-    recorded = json.loads((report.REFERENCE_RUN / "results.json").read_text())
+    recorded = json.loads((folder / "results.json").read_text())
     assert summary["results"] == recorded  # summary.json and results.json are the same run
     assert not any(entry.get("quick") for entry in recorded)  # full settings, not a smoke test
 
 
+def test_the_reference_run_is_pretrained_and_says_which_weights(summary, random_summary):
+    vgg16_lessons = [e for e in summary["results"] if e.get("weights")]
+    assert vgg16_lessons and all(e["weights"].startswith(hed_vgg16.DESCRIPTION) for e in vgg16_lessons)
+    assert not any(e["weights"].startswith("imagenet") for e in vgg16_lessons)  # named for what it is
+    assert all(e.get("weights") in (None, weights.RANDOM) for e in random_summary["results"])
+
+
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
-def test_tables_equal_what_the_reference_run_generates(document, summary):
+def test_tables_equal_what_the_reference_run_generates(document, summary, random_summary):
     text = document.read_text(encoding="utf-8")
     assert report.blocks_in(text), f"{document.name} has no generated block"
-    assert text == report.render(text, summary), (
+    assert text == report.render(text, summary, random_summary), (
         f"{document.name} differs from the reference run: run `python -m workshop_utils report --write "
         "README.md docs/instructor.md`, or rerun the series (benchmarks/series.py --reference)")
 
 
-def test_readme_shows_both_tables():
-    assert set(report.blocks_in((ROOT / "README.md").read_text(encoding="utf-8"))) == {"results", "timings"}
+def test_readme_shows_the_tables_and_the_contrast():
+    assert set(report.blocks_in((ROOT / "README.md").read_text(encoding="utf-8"))) == {"results", "timings",
+                                                                                       "contrast"}
+
+
+def test_the_contrast_puts_each_vgg16_lesson_beside_its_random_run(summary, random_summary):
+    block = report.contrast_block(summary, random_summary)
+    rows = [line for line in block.splitlines() if line.startswith("| 0")]
+    random = {e["lesson"]: e for e in random_summary["results"]}
+    assert [r.split(" | ")[0][2:] for r in rows] == [e["lesson"] for e in summary["results"] if e.get("weights")]
+    first = summary["results"][1] if not summary["results"][0].get("weights") else summary["results"][0]
+    assert f"{first['metrics']['auc']['value']:.3f} | {random[first['lesson']]['metrics']['auc']['value']:.3f}" in rows[0]
+    with pytest.raises(ValueError, match="reference-random"):
+        report.contrast_block(summary, None)
 
 
 def test_render_replaces_only_the_blocks(summary):

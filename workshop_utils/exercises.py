@@ -141,6 +141,30 @@ def check_learning_rates(my_val_losses, lesson_val_loss: float, lesson_rate: flo
                   "is made on validation only: the test split played no part.")
 
 
+def check_contrast(my_contrast_auc, contrast: dict, contrast_images: int) -> bool:
+    """2.4: validation AUC of the same head on loaded and on random features, for 50 and CONTRAST_IMAGES images."""
+    if my_contrast_auc is None:
+        return _unanswered("2.4", "Fill my_contrast_auc = {50: (loaded_auc, random_auc), CONTRAST_IMAGES: (...)}.")
+    if not isinstance(my_contrast_auc, dict) or set(my_contrast_auc) != {50, contrast_images}:
+        raise _not_yet("2.4", f"my_contrast_auc should be a dict with exactly the keys 50 and {contrast_images}.")
+    pairs = {}
+    for n, pair in my_contrast_auc.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise _not_yet("2.4", f"my_contrast_auc[{n}] should be a pair (loaded_auc, random_auc).")
+        pairs[n] = tuple(_number("2.4", v, f"my_contrast_auc[{n}]") for v in pair)
+        if not all(0 <= v <= 1 for v in pairs[n]):
+            raise _not_yet("2.4", f"an AUC is between 0 and 1, not {pairs[n]}.")
+    loaded, random = (contrast[k]["auc"] for k in contrast)
+    if max(abs(pairs[contrast_images][0] - loaded), abs(pairs[contrast_images][1] - random)) > 0.02:
+        raise _not_yet("2.4", f"with {contrast_images} images the lesson measured {loaded:.3f} (loaded) and "
+                       f"{random:.3f} (random), you have {pairs[contrast_images]}: train each head as the lesson "
+                       "does (same head, learning rate, early stopping, validation split).")
+    shown = "; ".join(f"{n} images: loaded {pairs[n][0]:.3f}, random {pairs[n][1]:.3f}" for n in sorted(pairs))
+    return _right("2.4", f"validation AUC, {shown}. Pretrained features matter most when labels are few; AUC only "
+                  "ranks the images, so compare the validation loss and specificity above too. With random weights "
+                  "in WEIGHTS both heads see random features and the difference means nothing.")
+
+
 # --------------------------------------------------------------------------- lesson 3
 
 def check_class_weight(my_class_weight, n_normal: int, n_pneumonia: int) -> bool:

@@ -3,8 +3,9 @@
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` in a Markdown file;
 ``python -m workshop_utils report RUN_DIR --write README.md docs/instructor.md`` rewrites every block it finds
 from ``RUN_DIR/summary.json`` (what the runner wrote: settings, machine, date, commit, time per notebook, the
-lessons' records). The committed reference run is ``benchmarks/reference/``; a test checks that the blocks in
-the repository equal what that run generates.
+lessons' records). The committed reference run is ``benchmarks/reference/`` (pretrained VGG16 weights); the
+random-weights run kept as the contrast is ``benchmarks/reference-random/``. A test checks that the blocks in the
+repository equal what those runs generate.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pathlib import Path
 from .metrics import METRICS
 
 REFERENCE_RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "reference"
+#: The reference run with random VGG16 weights (``--weights none``): the contrast block compares it with REFERENCE_RUN.
+RANDOM_REFERENCE_RUN = REFERENCE_RUN.with_name("reference-random")
 _BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
 
 
@@ -76,16 +79,38 @@ def timings_block(summary: dict) -> str:
     return "\n".join(lines)
 
 
-BLOCKS: dict[str, Callable[[dict], str]] = {"results": results_block, "timings": timings_block}
+def contrast_block(summary: dict, random_summary: dict | None) -> str:
+    """The lessons of ``summary`` beside the same lessons run with random VGG16 weights (``random_summary``)."""
+    if random_summary is None:
+        raise ValueError("The contrast block needs the random-weights run (benchmarks/reference-random).")
+    random = {e["lesson"]: e for e in random_summary["results"]}
+    shown = ("accuracy", "specificity", "auc")
+    lines = [f"Pretrained: {provenance(summary)}", "", f"Random: {provenance(random_summary)}", "",
+             "| lesson | " + " | ".join(f"{m}, pretrained | {m}, random" for m in shown) + " |",
+             "|---" * (2 * len(shown) + 1) + "|"]
+    for e in summary["results"]:
+        if e.get("weights") in (None, "-") or e["lesson"] not in random:
+            continue  # a lesson without VGG16 (lesson 6) has nothing to contrast
+        cells = [f"{e['metrics'][m]['value']:.3f} | {random[e['lesson']]['metrics'][m]['value']:.3f}" for m in shown]
+        lines.append(f"| {e['lesson']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def render(text: str, summary: dict) -> str:
-    """``text`` with every generated block rewritten from ``summary``; unknown block names are an error."""
+BLOCKS: dict[str, Callable[[dict, dict | None], str]] = {
+    "results": lambda summary, _random: results_block(summary),
+    "timings": lambda summary, _random: timings_block(summary),
+    "contrast": contrast_block,
+}
+
+
+def render(text: str, summary: dict, random_summary: dict | None = None) -> str:
+    """``text`` with every generated block rewritten from ``summary`` (and, for the contrast block, the
+    random-weights run ``random_summary``); unknown block names are an error."""
     def replace(match: re.Match) -> str:
         name = match.group("name")
         if name not in BLOCKS:
             raise ValueError(f"Unknown generated block {name!r}: known ones are {sorted(BLOCKS)}.")
-        return f"{match.group(1)}{BLOCKS[name](summary)}\n{match.group(4)}"
+        return f"{match.group(1)}{BLOCKS[name](summary, random_summary)}\n{match.group(4)}"
 
     return _BLOCK.sub(replace, text)
 
@@ -99,6 +124,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the ``report`` sub-command."""
     parser.add_argument("run_dir", type=Path, nargs="?", default=REFERENCE_RUN,
                         help="a finished run folder (default: the committed reference run, benchmarks/reference)")
+    parser.add_argument("--random", type=Path, default=RANDOM_REFERENCE_RUN, metavar="RUN_DIR",
+                        help="the run with random VGG16 weights for the contrast block (default: "
+                             "benchmarks/reference-random)")
     parser.add_argument("--write", type=Path, nargs="*", default=[], metavar="FILE",
                         help="Markdown files whose generated blocks to rewrite (e.g. README.md docs/instructor.md); "
                              "without it, print the blocks")
@@ -108,12 +136,14 @@ def main_report(args: argparse.Namespace) -> int:
     """Run the ``report`` sub-command."""
     try:
         summary = load_summary(args.run_dir)
+        random_summary = load_summary(args.random) if (Path(args.random) / "summary.json").is_file() else None
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.write:
         for name, make in BLOCKS.items():
-            print(f"<!-- generated: {name} -->\n{make(summary)}\n<!-- end: {name} -->\n")
+            if name != "contrast" or random_summary is not None:
+                print(f"<!-- generated: {name} -->\n{make(summary, random_summary)}\n<!-- end: {name} -->\n")
         return 0
     for path in args.write:
         text = path.read_text(encoding="utf-8")
@@ -121,6 +151,10 @@ def main_report(args: argparse.Namespace) -> int:
         if not found:
             print(f"error: {path} has no '<!-- generated: NAME -->' block", file=sys.stderr)
             return 1
-        path.write_text(render(text, summary), encoding="utf-8")
+        try:
+            path.write_text(render(text, summary, random_summary), encoding="utf-8")
+        except ValueError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 1
         print(f"{path}: rewrote {', '.join(found)}")
     return 0
