@@ -171,3 +171,36 @@ def test_lesson_2_writes_out_the_head_that_later_lessons_call():
     written, helper = namespace["head"], heads.flatten_dense((4, 4, 512))
     assert [type(layer).__name__ for layer in written.layers] == [type(layer).__name__ for layer in helper.layers]
     assert written.count_params() == helper.count_params() == 16_386
+
+
+def reference_values() -> set[str]:
+    """Every number the reference runs recorded (metrics with their CI bounds, lesson 2's contrast), as prose
+    would quote it: three decimals."""
+    from workshop_utils import report
+
+    values = set()
+    for entry in [e for run in (report.REFERENCE_RUN, report.RANDOM_REFERENCE_RUN)
+                  for e in report.load_summary(run)["results"]]:
+        for metric in entry["metrics"].values():
+            if isinstance(metric, dict):
+                values |= {f"{metric[k]:.3f}" for k in ("value", "low", "high") if isinstance(metric.get(k), float)}
+        for measured in entry.get("random_contrast", {}).values():
+            values |= {f"{v:.3f}" for v in measured.values()}
+    return values
+
+
+def test_numbers_a_lesson_quotes_from_the_reference_run_are_in_it():
+    """A paragraph of lesson prose (or of the README) that starts with "**In the reference run**" quotes numbers
+    from the reference runs: each must be one they recorded, so a rerun that changes them fails here."""
+    known = reference_values()
+    texts = {path.name: [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+             for path in LESSONS}
+    texts["README.md"] = [(Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")]
+    quoted = Counter()
+    for name, sources in texts.items():
+        for paragraph in (p for source in sources for p in source.split("\n\n")):
+            if paragraph.startswith("**In the reference run**"):
+                numbers = re.findall(r"(?<![\d.])0\.\d{3}(?!\d)", paragraph)
+                quoted[name] += len(numbers)
+                assert set(numbers) <= known, (name, sorted(set(numbers) - known))
+    assert quoted["README.md"] and sum(quoted.values()) >= 30, quoted  # the README and the lessons whose claims failed

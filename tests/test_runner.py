@@ -344,3 +344,12 @@ def test_comparison_legend_is_clear_of_the_bars_and_a_zero_shows():
     assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)  # inside the saved image
     labels = [t.get_text() for t in ax.texts]
     assert labels.count("0.00") == 1 and "0.80" in labels  # every bar has its value; the zero is written too
+
+
+def test_the_machine_names_its_processor(monkeypatch):
+    # another CPU model gives other floating-point results: run records must say which one ran them
+    described = runner.machine()
+    if Path("/proc/cpuinfo").is_file():
+        assert runner.processor() and runner.processor() in described
+    monkeypatch.setattr(runner.platform, "processor", lambda: "Test CPU 9000")
+    assert "Test CPU 9000" in runner.machine()

@@ -402,11 +402,21 @@ def versions() -> dict[str, str]:
     return found
 
 
+def processor() -> str:
+    """The CPU's model name (on Linux from /proc/cpuinfo, where platform.processor() is often empty), or ""."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not platform.processor() and cpuinfo.is_file():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), re.M)
+        return found.group(1).strip() if found else ""
+    return platform.processor()
+
+
 def machine() -> str:
-    """This machine in a few words: OS, architecture, processor, CPU count."""
+    """This machine in a few words: OS, architecture, processor, CPU count. The processor matters: another CPU
+    model gives other floating-point results, and so other numbers."""
     import os
 
-    return (f"{platform.system()} {platform.release()} {platform.machine()} {platform.processor() or ''}".strip()
+    return (f"{platform.system()} {platform.release()} {platform.machine()} {processor()}".strip()
             + f", {os.cpu_count()} CPUs")
 
 
