@@ -12,14 +12,13 @@ labels. Log: benchmarks/records/transfer_recipe.md.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 
 import numpy as np
 
 import workshop_utils as wu
-from transfer_recipes import SHARED, describe, fit, head_hidden
+from transfer_recipes import arguments, describe, fit, head_hidden
 
 #: id -> (augmentation strength relative to lesson 5's layers, augmented passes)
 CANDIDATES = {"A0": (0.0, 0), "A1": (1.0, 1), "A2": (1.0, 2), "A1-half": (0.5, 1), "A1-double": (2.0, 1)}
@@ -41,14 +40,7 @@ def augmentation(strength: float):
 def main() -> None:
     import keras
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("candidates", nargs="*")
-    parser.add_argument("--size", type=int, default=150)
-    parser.add_argument("--weights", default="hed")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--data-dir", default=str(SHARED))
-    parser.add_argument("--list", action="store_true")
-    args = parser.parse_args()
+    args = arguments()
     if args.list or not args.candidates:
         for key, (strength, passes) in CANDIDATES.items():
             print(f"{key:<12}strength {strength} x lesson 5's, {passes} augmented pass(es)")

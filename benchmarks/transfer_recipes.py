@@ -94,7 +94,8 @@ def describe(name, history, val_labels, val_prob, seconds):
     print("  val at 0.5: " + "  ".join(f"{k} {x:.3f}" for k, x in v.items()))
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
+    """The recipe scripts' command line: candidates, --size, --weights, --seed, --data-dir, --list."""
     parser = argparse.ArgumentParser()
     parser.add_argument("candidates", nargs="*")
     parser.add_argument("--size", type=int, default=150)
@@ -102,7 +103,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", default=str(SHARED))
     parser.add_argument("--list", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     if args.list or not args.candidates:
         for key, (what, *_rest) in CANDIDATES.items():
             print(f"{key:<12}{what}")
