@@ -1,6 +1,6 @@
 """Download the wheels the GPU machine lacks, for its Python, into benchmarks/gpu/carry/wheels.
 
-Usage: python benchmarks/gpu/wheels.py [--python-version 3.12]
+Usage: python benchmarks/gpu/wheels.py [--python-version 3.12] [--only PACKAGE ...]
 
 What is carried: this package's own wheel (built from the checkout: its metadata, read by `check`; the code
 itself runs from the working tree) and every package its requirements (the core ones, without TensorFlow,
@@ -9,6 +9,7 @@ device already has (device_packages.txt). Each is pinned to the version installe
 (the versions tested here), else the newest. Binary wheels are chosen for the device (CPython, manylinux,
 x86-64). The folder is replaced only when everything downloaded, so an interrupted run leaves the last good
 set. Prints each wheel and the total that travels (working tree + carry folder) against the 64 MiB limit.
+``--only keras``: keras and what it needs there, nothing else (for transfer_study.py, which needs no Jupyter).
 """
 from __future__ import annotations
 
@@ -87,8 +88,15 @@ def wheel_names(folder: Path) -> dict[str, Path]:
     return {canonicalize_name(parse_wheel_filename(p.name)[0]): p for p in folder.glob("*.whl")}
 
 
-def fetch(dest: Path, python_version: str) -> None:
-    """Build this package's wheel and download the closure of its requirements that the device lacks."""
+def fetch(dest: Path, python_version: str, only: list[str] | None = None) -> None:
+    """Build this package's wheel and download the closure of its requirements that the device lacks; with
+    ``only``, the closure of those packages instead (the package's code runs from the working tree)."""
+    if only:
+        download([pinned(name) for name in only], dest, python_version)
+        have = wheel_names(dest)
+        fetch_closure(dest, python_version, [r for name in only for r in requirements(have[canonicalize_name(name)],
+                                                                                       python_version)])
+        return
     with tempfile.TemporaryDirectory() as source:  # a copy: building writes build/ and *.egg-info beside it
         for name in PACKAGE_FILES:
             if (CHECKOUT / name).is_dir():
@@ -96,8 +104,12 @@ def fetch(dest: Path, python_version: str) -> None:
             else:
                 shutil.copy2(CHECKOUT / name, Path(source) / name)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), source], check=True)
+    fetch_closure(dest, python_version, requirements(wheel_names(dest)[DISTRIBUTION], python_version, EXTRAS))
+
+
+def fetch_closure(dest: Path, python_version: str, todo: list[Requirement]) -> None:
+    """Download ``todo`` and what they require, down to what is in ``dest`` or on the device."""
     on_device = device_packages()
-    todo = requirements(wheel_names(dest)[DISTRIBUTION], python_version, EXTRAS)
     while todo:
         have = wheel_names(dest)
         wanted = sorted({canonicalize_name(r.name) for r in todo} - set(have) - on_device - NOT_NEEDED)
@@ -122,11 +134,13 @@ def travelling_mib() -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python-version", default="3.12", help="the device's Python (3.12: its python3 is 3.12.3)")
+    parser.add_argument("--only", nargs="+", metavar="PACKAGE",
+                        help="just these packages and what they need there (transfer_study.py: --only keras)")
     args = parser.parse_args(argv)
     CARRY_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CARRY_DIR, prefix=".wheels-") as tmp:
         try:
-            fetch(Path(tmp), args.python_version)
+            fetch(Path(tmp), args.python_version, args.only)
         except subprocess.CalledProcessError as exc:
             print(f"error: {' '.join(exc.cmd[:4])} ... failed (exit {exc.returncode}); the wheels in {WHEELS_DIR} "
                   "are left as they were. Is PyPI reachable?", file=sys.stderr)
