@@ -382,8 +382,11 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs:  # tests: fewer epochs everywhere
         for cid, (lowest, lr, _, patience, aug) in FINE_TUNING.items():
             FINE_TUNING[cid] = (lowest, lr, args.epochs, patience, aug)
-    for cid, size, seed in plan(sizes, seeds):
-        study.run(cid, size, seed)
+    try:
+        for cid, size, seed in plan(sizes, seeds):
+            study.run(cid, size, seed)
+    except KeyboardInterrupt:  # `timeout -s INT`: report what ran
+        print("stopped (SIGINT): the candidate running was lost; the report covers the others")
     study.save()
     print(f"\n{len(study.rows)} candidates in {time.time() - study.start:.0f} s; not started (deadline): "
           f"{len(study.skipped)}; failed: {len(study.errors)}")
