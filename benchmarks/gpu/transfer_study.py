@@ -232,8 +232,8 @@ class Study:
 
         lowest, learning_rate, epochs, patience, augment = FINE_TUNING[cid]
         data = self.data(size, seed)
-        if ("L4", size, seed) not in self._heads:
-            self.run("L4", size, seed)
+        if ("L4", size, seed) not in self._heads:  # not trained in this process (or resumed): train it
+            self.head("L4", size, seed)
         trained = self._heads["L4", size, seed]
         keras.utils.set_random_seed(seed)
         began = time.time()
@@ -288,14 +288,15 @@ class Study:
 
 
 def plan(sizes: tuple[int, ...], seeds: tuple[int, ...]) -> list[tuple[str, int, int]]:
-    """(candidate, size, seed) in order of priority: the first tier at every seed (the heads at both sizes, lesson
-    7's F5 at both, F45 and Fall at the largest size), then the second tier at every seed."""
-    large = max(sizes)
-    first = [(h, s) for h in HEADS for s in sizes] + [("F5", s) for s in sizes] + [("F45", large), ("Fall", large)]
-    second = ([(f"A{AUGMENTED_PASSES}", min(sizes)), ("F45-aug", large)] + [("F45", s) for s in sizes if s != large]
-              + [("Fall", s) for s in sizes if s != large] + [(f"A{AUGMENTED_PASSES}", s) for s in sizes
-                                                               if s != min(sizes)])
-    return [(c, s, seed) for tier in (first, second) for seed in seeds for c, s in tier]
+    """(candidate, size, seed) in order of priority, each tier at every seed before the next: the heads at both
+    sizes, lesson 7's F5 at both, F45 and Fall at the largest size; then F45-aug at the largest size, F45 and Fall
+    at the others; then A5 (slow: eager augmentation) at the smallest size, then at the others."""
+    large, small = max(sizes), min(sizes)
+    tiers = [[(h, s) for h in HEADS for s in sizes] + [("F5", s) for s in sizes] + [("F45", large), ("Fall", large)],
+             [("F45-aug", large)] + [(c, s) for c in ("F45", "Fall") for s in sizes if s != large],
+             [(f"A{AUGMENTED_PASSES}", small)],
+             [(f"A{AUGMENTED_PASSES}", s) for s in sizes if s != small]]
+    return [(c, s, seed) for tier in tiers for seed in seeds for c, s in tier]
 
 
 def decide(rows: list[dict], sizes: tuple[int, ...], seeds: tuple[int, ...]) -> list[str]:
@@ -378,6 +379,9 @@ def run(args: argparse.Namespace) -> int:
     with zipfile.ZipFile(zips[0]) as zf:
         zf.extractall(work)
     study = Study(work / "chest_xray", args.out, args.deadline)
+    if args.resume:  # the rows of an earlier call: not run again, reported with the new ones
+        study.rows = json.loads(args.resume.read_text())["rows"]
+        print(f"resumed {len(study.rows)} rows from {args.resume}")
     sizes, seeds = tuple(args.sizes), tuple(args.seeds)
     if args.epochs:  # tests: fewer epochs everywhere
         for cid, (lowest, lr, _, patience, aug) in FINE_TUNING.items():
@@ -410,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     go.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     go.add_argument("--epochs", type=int, default=None, help="tests: fine-tuning epochs")
+    go.add_argument("--resume", type=Path, default=None, help="the study.json of an earlier call: skip its rows")
     go.add_argument("--zip", type=Path, default=None, help="tests: another packed dataset (pack_data.py --limit)")
     go.add_argument("--cpu-ok", action="store_true", help="tests: run where JAX sees no GPU")
     args = parser.parse_args(argv)
