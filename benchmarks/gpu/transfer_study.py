@@ -13,6 +13,9 @@ Here (developer machine), no device time:
 There (one device call, carry ["benchmarks/gpu/carry"]):
     python3 -m pip install -q --no-index --no-deps --target /tmp/site benchmarks/gpu/carry/wheels/*.whl &&
     PYTHONPATH=$PWD:/tmp/site KERAS_BACKEND=jax python3 benchmarks/gpu/transfer_study.py run --out $OUT
+    (a second call: copy the first call's study.json into the carry folder and add --resume carry/study-1.json)
+Again from the saved rows, anywhere:
+    python benchmarks/gpu/transfer_study.py report benchmarks/records/gpu_transfer_study.json
 
 Every candidate is trained and its epochs chosen on the patient-level validation split of each seed (the
 lessons' split: ``Lesson.data``). The decision (``decide``) reads validation numbers only and is printed before
@@ -396,12 +399,39 @@ def run(args: argparse.Namespace) -> int:
           f"{len(study.skipped)}; failed: {len(study.errors)}")
     for line in study.errors:
         print(f"  FAILED {line}")
-    report = ["## Validation (chooses)", table(study.rows, "val"), "", "## Decision (validation only)",
-              *decide(study.rows, sizes, seeds), "", "## Test folder (the study's one look; chooses nothing)",
-              table(study.rows, "test")]
+    report = report_lines(study.rows, sizes, seeds)
     (args.out / "study.md").write_text("\n".join(report) + "\n")
     print("\n" + "\n".join(report))
     return 0 if study.rows else 1
+
+
+def report_lines(rows: list[dict], sizes: tuple[int, ...], seeds: tuple[int, ...]) -> list[str]:
+    """The validation table, the decision, then the test table and how validation ranked the test results."""
+    from scipy.stats import spearmanr
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["id"], r["size"]), []).append(r)
+    complete = [found for found in groups.values() if len(found) == len(seeds)]
+    lines = ["## Validation (chooses)", table(rows, "val"), "", "## Decision (validation only)",
+             *decide(rows, sizes, seeds), "", "## Test folder (the study's one look; chooses nothing)",
+             table(rows, "test")]
+    if len(complete) > 2:
+        val_loss = [np.mean([r["val_loss"] for r in found]) for found in complete]
+        for metric in ("accuracy", "specificity"):
+            rho = spearmanr(val_loss, [np.mean([r["test"][metric] for r in found]) for found in complete])[0]
+            lines.append(f"Rank correlation (Spearman) of mean validation loss with mean test {metric} over the "
+                         f"{len(complete)} candidates that ran every seed: {rho:+.2f} (a validation loss that "
+                         "ranked the test results would give close to -1)")
+    return lines
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print the report of a saved study.json again (what ``run`` printed, with the rank correlations)."""
+    rows = json.loads(args.study.read_text())["rows"]
+    print("\n".join(report_lines(rows, tuple(sorted({r["size"] for r in rows})),
+                                  tuple(sorted({r["seed"] for r in rows})))))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,8 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--resume", type=Path, default=None, help="the study.json of an earlier call: skip its rows")
     go.add_argument("--zip", type=Path, default=None, help="tests: another packed dataset (pack_data.py --limit)")
     go.add_argument("--cpu-ok", action="store_true", help="tests: run where JAX sees no GPU")
+    again = sub.add_parser("report", help="print a saved study.json's report again")
+    again.add_argument("study", type=Path)
     args = parser.parse_args(argv)
-    return prepare() if args.command == "prepare" else run(args)
+    return {"prepare": prepare, "run": run, "report": report}[args.command](*(() if args.command == "prepare"
+                                                                               else (args,)))
 
 
 if __name__ == "__main__":
