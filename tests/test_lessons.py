@@ -189,18 +189,38 @@ def reference_values() -> set[str]:
     return values
 
 
+#: A metric as prose quotes it: three decimals.
+QUOTED_NUMBER = re.compile(r"(?<![\d.])0\.\d{3}(?!\d)")
+#: The GPU study's output (benchmarks/gpu/transfer_study.py), which "**In the GPU study**" paragraphs quote.
+GPU_STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "records" / "gpu_transfer_study.md"
+
+
+def quoted_numbers(prefix: str) -> dict[str, list[str]]:
+    """The numbers of each paragraph starting with ``prefix`` in the lessons' prose and the README, by file."""
+    texts = {path.name: [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+             for path in LESSONS}
+    texts["README.md"] = [(Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")]
+    return {name: [n for source in sources for p in source.split("\n\n") if p.startswith(prefix)
+                   for n in QUOTED_NUMBER.findall(p)] for name, sources in texts.items()}
+
+
 def test_numbers_a_lesson_quotes_from_the_reference_run_are_in_it():
     """A paragraph of lesson prose (or of the README) that starts with "**In the reference run**" quotes numbers
     from the reference runs: each must be one they recorded, so a rerun that changes them fails here."""
     known = reference_values()
-    texts = {path.name: [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
-             for path in LESSONS}
-    texts["README.md"] = [(Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")]
-    quoted = Counter()
-    for name, sources in texts.items():
-        for paragraph in (p for source in sources for p in source.split("\n\n")):
-            if paragraph.startswith("**In the reference run**"):
-                numbers = re.findall(r"(?<![\d.])0\.\d{3}(?!\d)", paragraph)
-                quoted[name] += len(numbers)
-                assert set(numbers) <= known, (name, sorted(set(numbers) - known))
-    assert quoted["README.md"] and sum(quoted.values()) >= 30, quoted  # the README and the lessons whose claims failed
+    quoted = quoted_numbers("**In the reference run**")
+    for name, numbers in quoted.items():
+        assert set(numbers) <= known, (name, sorted(set(numbers) - known))
+    counts = Counter({name: len(numbers) for name, numbers in quoted.items()})
+    assert counts["README.md"] and sum(counts.values()) >= 30, counts  # the README and the lessons whose claims failed
+
+
+def test_numbers_quoted_from_the_gpu_study_are_in_its_output():
+    """A paragraph that starts with "**In the GPU study**" quotes the study's output (its tables and each
+    candidate's line, benchmarks/records/gpu_transfer_study.md): a number that is not there was typed, not measured."""
+    known = set(QUOTED_NUMBER.findall(GPU_STUDY.read_text(encoding="utf-8")))
+    quoted = quoted_numbers("**In the GPU study**")
+    for name, numbers in quoted.items():
+        assert set(numbers) <= known, (name, sorted(set(numbers) - known))
+    assert {name for name, numbers in quoted.items() if numbers} >= {"README.md", "05_augmentation.ipynb",
+                                                                      "07_fine_tuning.ipynb"}, quoted
