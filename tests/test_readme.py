@@ -73,3 +73,19 @@ def test_render_replaces_only_the_blocks(summary):
     assert "stale" not in rendered and f"{summary['total_seconds']:.0f}" in rendered
     with pytest.raises(ValueError, match="Unknown generated block"):
         report.render("<!-- generated: nonsense -->\n<!-- end: nonsense -->", summary)
+
+
+def test_the_gpu_study_record_is_what_its_saved_rows_give():
+    """benchmarks/records/gpu_transfer_study.md (which the README and lessons 5 and 7 quote) holds the report that
+    ``transfer_study.py report`` computes from the saved rows: its tables and decisions were not typed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transfer_study", ROOT / "benchmarks" / "gpu" / "transfer_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    rows = json.loads((ROOT / "benchmarks" / "records" / "gpu_transfer_study.json").read_text())["rows"]
+    record = (ROOT / "benchmarks" / "records" / "gpu_transfer_study.md").read_text(encoding="utf-8")
+    lines = study.report_lines(rows, (150, 224), (42, 43, 44))
+    assert any(line.startswith("R4 lowest mean validation loss") for line in lines)
+    missing = [line for line in lines if line.strip() and line not in record.replace("### ", "## ")]
+    assert not missing, missing
