@@ -38,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # benchmarks/: the recipe script's heads and fit
 CARRY_DIR = HERE / "carry"
 WEIGHTS_FILE = CARRY_DIR / "vgg16_hed_float16.npz"
 #: What the records say for the weights used here.
@@ -57,9 +56,19 @@ AUGMENTED_PASSES = 5  # "A5": lesson 5's head on the original + 5 augmented pass
 TARGET_SENSITIVITY = 0.95  # lesson 8's threshold rule
 
 
+def sibling(name: str):
+    """A script beside this one or in benchmarks/ (wheels.py; transfer_recipes.py's heads and fit), imported."""
+    import importlib
+
+    for folder in (HERE, HERE.parent):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    return importlib.import_module(name)
+
+
 def prepare() -> int:
     """Write the hed stand-in's 13 conv layers as float16 (half the bytes) and print what travels."""
-    import wheels
+    wheels = sibling("wheels")
     from workshop_utils import hed_vgg16
 
     path = hed_vgg16.build_weights()
@@ -187,12 +196,12 @@ class Study:
     def head(self, cid: str, size: int, seed: int):
         """Train a lesson head (transfer_recipes' L2, L3 or L4) on the frozen features; record it."""
         import keras
-        import transfer_recipes
 
         import workshop_utils as wu
 
         data = self.data(size, seed)
         train, val, test = self.features(size, seed)
+        transfer_recipes = sibling("transfer_recipes")
         _, build, options = transfer_recipes.CANDIDATES[cid]
         keras.utils.set_random_seed(seed)
         began = time.time()
@@ -205,7 +214,6 @@ class Study:
     def augmented_passes(self, size: int, seed: int):
         """Lesson 5 with AUGMENTED_PASSES passes: L4's head on the original + augmented frozen features."""
         import keras
-        import transfer_recipes
 
         import workshop_utils as wu
 
@@ -223,7 +231,7 @@ class Study:
                                      for _ in range(AUGMENTED_PASSES)]])
         y = np.concatenate([data.train.labels] * (1 + AUGMENTED_PASSES))
         head = wu.heads.regularised(train.shape[1:])
-        history = transfer_recipes.fit(head, x, y, (val, data.val.labels), cw=True).history  # shuffled, as lesson 5
+        history = sibling("transfer_recipes").fit(head, x, y, (val, data.val.labels), cw=True).history  # as lesson 5
         return record(f"A{AUGMENTED_PASSES}", size, seed, history, time.time() - began, data,
                       head.predict(val, verbose=0)[:, 1], head.predict(test, verbose=0)[:, 1])
 
