@@ -1,11 +1,14 @@
-"""Recipe search for lesson 7 (fine-tuning VGG16's block 5) on pretrained weights, on VALIDATION only.
+"""Recipe search for lesson 7 (fine-tuning VGG16's top blocks) on pretrained weights, on VALIDATION only.
 
 Usage: python benchmarks/fine_tune_recipes.py [--size 150] [--weights hed] [--head-lr 1e-4] [--ft-lr 1e-5]
                                               [--ft-epochs 4] [--dropout 0.5] [--units 256] [--patience 2]
+                                              [--unfreeze 5 | 4]
 
-Lesson 7's two steps on the lessons' cached blocks 1-4 outputs: the head on the frozen base (early stopping on the
-validation loss), then block 5 unfrozen and recompiled at ``--ft-lr``. Prints both steps' validation curves, the
-seconds per fine-tuning epoch and the validation metrics before and after fine-tuning. Never reads the test labels.
+Lesson 7's two steps: the head on the frozen base (early stopping on the validation loss), then the top blocks
+unfrozen and recompiled at ``--ft-lr``: block 5 alone (``--unfreeze 5``, the lesson, trained on the lessons' cached
+blocks 1-4 outputs) or blocks 4 and 5 (``--unfreeze 4``, trained on cached blocks 1-3 outputs). Prints both steps'
+validation curves, the seconds per fine-tuning epoch and the validation metrics before and after fine-tuning.
+Never reads the test labels.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--unfreeze", type=int, choices=(4, 5), default=5, help="the lowest block to unfreeze")
     parser.add_argument("--data-dir", default=str(SHARED))
     args = parser.parse_args()
     print(vars(args))
@@ -51,13 +55,22 @@ def main() -> None:
         block4 = wu.features.extract_features(lower, data.pool.images, wu.features.with_channel_axis,
                                               name=wu.features.BLOCK4, dtype="float16")
         frozen = wu.features.extract_features(upper, block4, wu.features.to_float32, name=wu.features.BLOCK5)
+        below = block4  # the unfrozen blocks' inputs: blocks 1-4 outputs, or blocks 1-3 outputs for --unfreeze 4
+        if args.unfreeze == 4:
+            lower, upper = wu.features.split_vgg16(base, at="block3_pool")
+            below = wu.features.extract_features(lower, data.pool.images, wu.features.with_channel_axis,
+                                                 name="vgg16-block3", dtype="float16")
         cw = wu.class_weights(data.train.labels)
         head = wu.heads.regularised(frozen.shape[1:], args.units, args.dropout)
         lesson.epochs = 30
         history = lesson.train(head, frozen[data.train_idx], data.train.labels, (frozen[data.val_idx], data.val.labels),
                      class_weight=cw, learning_rate=args.head_lr, verbose=0)
-        val4 = block4[data.val_idx]
-        upper.trainable = True
+        val4 = below[data.val_idx]
+        for layer in upper.layers:  # each layer: `upper.trainable = True` is a no-op on TensorFlow (lesson 7)
+            layer.trainable = True
+        unfrozen = sum(int(np.prod(w.shape)) for w in upper.trainable_weights)
+        assert unfrozen == upper.count_params() > 0, f"blocks {args.unfreeze}-5 are still frozen"
+        print(f"unfrozen: blocks {args.unfreeze}-5, {unfrozen:,} parameters")
         model = keras.Sequential([keras.Input(upper.input.shape[1:]), upper, head])
         model.compile(optimizer=keras.optimizers.Adam(args.ft_lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
@@ -66,7 +79,7 @@ def main() -> None:
               + val_line(data.val.labels, before))
         print("  head val loss " + " ".join(f"{x:.3f}" for x in history.history["val_loss"]))
         start = time.time()
-        ft = model.fit(wu.batches.ArrayBatches(block4[data.train_idx], data.train.labels, 32),
+        ft = model.fit(wu.batches.ArrayBatches(below[data.train_idx], data.train.labels, 32),
                        validation_data=(val4, data.val.labels), epochs=args.ft_epochs, class_weight=cw, verbose=0,
                        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
                                                                 restore_best_weights=True)])

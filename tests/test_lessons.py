@@ -173,6 +173,42 @@ def test_lesson_2_writes_out_the_head_that_later_lessons_call():
     assert written.count_params() == helper.count_params() == 16_386
 
 
+
+def test_lesson_7_unfreezes_block_5_layer_by_layer():
+    """Lesson 7's split and unfreeze cells, run on a random VGG16: after its unfreeze cell every weight of block 5
+    trains (7,079,424) beside the head. On TensorFlow, the line it replaced (``block_5.trainable = True``) leaves
+    block 5 frozen, which is what its prose says and what its check cell catches."""
+    keras = pytest.importorskip("keras")
+    import numpy as np
+
+    import workshop_utils as wu
+
+    nb = nbformat.read(LESSONS[6], as_version=4)
+    split = next(c.source for c in code_cells(nb) if c.source.startswith("gray = keras.Input(lesson.input_shape)"))
+    unfreeze = next(c.source for c in code_cells(nb) if c.source.startswith("for layer in block_5.layers:"))
+
+    def lesson_7_namespace() -> dict:
+        base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(64, 64, 3))
+        base.trainable = False  # lesson.frozen_vgg16()
+        namespace = {"keras": keras, "np": np, "wu": wu, "base": base, "FINE_TUNE_LR": 3e-5,
+                     "lesson": type("L", (), {"input_shape": (64, 64, 1)})()}
+        exec(split, namespace)
+        namespace["head"] = wu.heads.regularised(namespace["block_5"].output.shape[1:])
+        return namespace
+
+    namespace = lesson_7_namespace()
+    exec(unfreeze, namespace)
+    block_5, model = namespace["block_5"], namespace["fine_tune_model"]
+    assert namespace["block_5_trainable"] == block_5.count_params() == 7_079_424
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 7_079_424 + sum(int(np.prod(w.shape)) for w in namespace["head"].trainable_weights)
+    if keras.backend.backend() == "tensorflow":
+        old = lesson_7_namespace()
+        old["block_5"].trainable = True  # the line lesson 7 used to have
+        assert not old["block_5"].trainable_weights
+        with pytest.raises(AssertionError, match="block 5 is still frozen"):
+            exec(unfreeze.replace("    layer.trainable = True", "    pass"), old)
+
 def reference_values() -> set[str]:
     """Every number the reference runs recorded (metrics with their CI bounds, lesson 2's contrast), as prose
     would quote it: three decimals."""
