@@ -92,10 +92,7 @@ def fetch(dest: Path, python_version: str, only: list[str] | None = None) -> Non
     """Build this package's wheel and download the closure of its requirements that the device lacks; with
     ``only``, the closure of those packages instead (the package's code runs from the working tree)."""
     if only:
-        download([pinned(name) for name in only], dest, python_version)
-        have = wheel_names(dest)
-        fetch_closure(dest, python_version, [r for name in only for r in requirements(have[canonicalize_name(name)],
-                                                                                       python_version)])
+        fetch_closure(dest, python_version, [Requirement(name) for name in only])
         return
     with tempfile.TemporaryDirectory() as source:  # a copy: building writes build/ and *.egg-info beside it
         for name in PACKAGE_FILES:
