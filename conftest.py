@@ -51,9 +51,13 @@ class QuickNotebook(IPyNbFile):
         yield from super().collect()
 
 
+#: Tests that compare their runs with the lessons' nbval run, so they run after the notebooks.
+AFTER_THE_NOTEBOOKS = ("tests/test_dataset_shift.py", "tests/test_reproducibility.py")
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """The reproducibility test last: it compares its run with the lessons' nbval run, which must have finished."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/test_reproducibility.py"))
+    """The tests that compare with the lessons' nbval run last: that run must have finished."""
+    items.sort(key=lambda item: item.nodeid.startswith(AFTER_THE_NOTEBOOKS))
 
 
 def pytest_collect_file(file_path, parent):

@@ -475,3 +475,75 @@ def check_normal_heatmaps(my_normal_heatmaps, pneumonia_heatmaps: np.ndarray) ->
     overlap = np.mean([np.minimum(a, b).sum() / max(np.maximum(a, b).sum(), 1e-12) for a, b in zip(flat_a, flat_b)])
     return _right("8.3", f"the NORMAL and PNEUMONIA maps overlap by {overlap:.0%} on average (shared area / union). "
                   "Each shows the evidence for its own class; regions in both are where the model weighs the two.")
+
+
+# --------------------------------------------------------------------------- lesson 9
+
+def check_em_prevalence(my_av_prevalence, av_prob: np.ndarray, av_labels: np.ndarray,
+                        label_shift_em: Callable) -> bool:
+    """9.1: EM's estimate of the pneumonia prevalence of the adversarial validation set, where it is known."""
+    if my_av_prevalence is None:
+        return _unanswered("9.1", "Call label_shift_em(final[\"av\"]) and keep the estimated prevalence.")
+    value = _number("9.1", my_av_prevalence, "my_av_prevalence")
+    expected, _ = label_shift_em(np.asarray(av_prob, dtype=float))
+    if abs(value - expected) > 1e-3:
+        if not 0 <= value <= 1:
+            raise _not_yet("9.1", f"{value} is not a prevalence (a share between 0 and 1).")
+        raise _not_yet("9.1", f"{value:.3f}, expected {expected:.3f}: label_shift_em returns (prevalence, "
+                       "probabilities); pass the adversarial validation set's probabilities, final[\"av\"].")
+    truth = float(np.mean(av_labels))
+    return _right("9.1", f"EM estimates {expected:.3f} where the truth is {truth:.3f} ({expected - truth:+.3f}), on "
+                  "images from the training folder itself. EM trusts the probabilities to be calibrated for the "
+                  "prior it is given (0.5, for a head trained with class weights); these are not quite, so even "
+                  "without any shift the estimate is off. On the test folder, where NORMAL images look more like "
+                  "pneumonia, it is off in the direction of the shift.")
+
+
+def check_test_like_share(my_normal_share, p_pool: np.ndarray, pool_labels: np.ndarray) -> bool:
+    """9.2: the share of NORMAL images among the 10% most test-like training-folder images."""
+    if my_normal_share is None:
+        return _unanswered("9.2", "Sort p_pool, take the top 10% of the images, and count the NORMAL ones (label 0).")
+    value = _number("9.2", my_normal_share, "my_normal_share")
+    p_pool, labels = np.asarray(p_pool), np.asarray(pool_labels)
+    top = np.argsort(-p_pool)[: max(1, len(p_pool) // 10)]
+    expected = float(np.mean(labels[top] == 0))
+    overall = float(np.mean(labels == 0))
+    if abs(value - expected) > 0.02:
+        if abs(value - (1 - expected)) <= 0.02:
+            raise _not_yet("9.2", f"{value:.3f} is the share of PNEUMONIA images there: NORMAL is label 0.")
+        raise _not_yet("9.2", f"{value:.3f}, expected {expected:.3f}: the images with the highest p_pool (np.argsort "
+                       "of -p_pool), the first len(p_pool) // 10 of them.")
+    if expected > overall + 0.05:
+        meaning = ("more NORMAL images than in the whole folder: the domain classifier has partly learned the class "
+                   "mix (the test folder holds more NORMAL images), so importance weights and the adversarial "
+                   "validation set lean towards NORMAL. That is why the adversarial validation set is drawn "
+                   "within each class.")
+    else:
+        meaning = ("about the class mix of the whole folder: what makes these images test-like is not their class, "
+                   "so it is something about how they look.")
+    return _right("9.2", f"{expected:.1%} NORMAL among the most test-like, {overall:.1%} in the whole training "
+                  f"folder: {meaning}")
+
+
+def check_crop_auc(my_crop_auc, domain_auc: float, crop: float) -> bool:
+    """9.3: the domain AUC on the features of centre-cropped images, beside the lesson's."""
+    if my_crop_auc is None:
+        return _unanswered("9.3", "Crop, compute the frozen features, and cross-fit the domain classifier on them.")
+    value = _number("9.3", my_crop_auc, "my_crop_auc")
+    if not 0 <= value <= 1:
+        raise _not_yet("9.3", f"a ROC-AUC is between 0 and 1, not {value}.")
+    if value < 0.45:
+        raise _not_yet("9.3", f"{value:.3f} is below chance: the folder labels and the scores do not line up "
+                       "(features of data.pool first, then data.test, as in `folder`).")
+    if max(value, domain_auc) < 0.55:
+        verdict = "the folders look alike with and without the crop: there is no shift here for it to remove."
+    elif value < domain_auc - 0.02:
+        verdict = ("lower: part of what told the folders apart sat in the borders, which the crop removed. A model on "
+                   "cropped images may lean less on such shortcuts; whether it does better on the test folder is "
+                   "for the adversarial validation set to say, before the test labels.")
+    elif value > domain_auc + 0.02:
+        verdict = "higher: the shift is in the middle of the images, the lungs themselves, not in the borders."
+    else:
+        verdict = "about the same: the borders are not where the folders differ."
+    return _right("9.3", f"domain AUC {value:.3f} with {crop:.1%} cut off each side, against {domain_auc:.3f} on the "
+                  f"whole images: {verdict}")

@@ -51,11 +51,13 @@ class Data:
 
 @dataclass
 class Features:
-    """Frozen-base outputs for the three splits, in the order of ``Data.train`` / ``Data.val`` / ``Data.test``."""
+    """Frozen-base outputs for the three splits, in the order of ``Data.train`` / ``Data.val`` / ``Data.test``,
+    and for the whole training folder (``pool``, in the order of ``Data.pool``)."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    pool: np.ndarray = field(repr=False, default=None)
 
 
 @dataclass
@@ -127,7 +129,7 @@ class Lesson:
         test = features.frozen_vgg16_features(base, data.test.images)
         print(f"frozen VGG16 features {pool.shape[1:]} per image: {time.time() - start:.0f} s "
               "(a second run reads them from the cache)")
-        return Features(pool[data.train_idx], pool[data.val_idx], test)
+        return Features(pool[data.train_idx], pool[data.val_idx], test, pool)
 
     @contextlib.contextmanager
     def timed(self) -> Iterator[None]:
@@ -174,15 +176,16 @@ class Lesson:
         return result
 
     def finish(self, model, result: dict, test_prob: np.ndarray, data: Data, threshold: float = 0.5,
-               **details) -> dict:
+               predictions: dict[str, np.ndarray] | None = None, **details) -> dict:
         """Save ``model`` in ``RUN_DIR/models/`` (for ``python -m workshop_utils predict``) with its test
-        probabilities beside it, record the result with the settings actually used and the training time, and
-        print the table of every lesson recorded in this run so far. Returns the recorded entry."""
+        probabilities beside it (and ``predictions``, other models' test probabilities by name, as more columns),
+        record the result with the settings actually used and the training time, and print the table of every
+        lesson recorded in this run so far. Returns the recorded entry."""
         from . import saving
 
         model_path = Path(self.run_dir) / "models" / f"{self.name}.keras"
         saving.save_lesson_model(model, model_path, self.image_size, threshold=threshold, lesson=self.name)
-        save_predictions(model_path.with_suffix(".test.csv"), data.root, data.test, test_prob)
+        save_predictions(model_path.with_suffix(".test.csv"), data.root, data.test, test_prob, predictions)
         settings = {"image_size": self.image_size, "epochs": self.epochs, "epochs_run": self.epochs_run,
                     "quick": self.quick, "subset": self.subset, "weights": self.weights_loaded,
                     "precision": self.precision, "seed": self.seed, "test_n": len(data.test),
@@ -240,21 +243,26 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def save_predictions(path: Path, root: Path, test: images.ImageSet, test_prob: np.ndarray) -> Path:
-    """The test images' files, labels and P(PNEUMONIA) as a CSV (what ``predict`` must reproduce)."""
+def save_predictions(path: Path, root: Path, test: images.ImageSet, test_prob: np.ndarray,
+                     others: dict[str, np.ndarray] | None = None) -> Path:
+    """The test images' files, labels and P(PNEUMONIA) as a CSV (what ``predict`` must reproduce); ``others``
+    (name -> P(PNEUMONIA) of another model) adds a column ``p_<name>`` each."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    others = {name: np.asarray(p, dtype=float) for name, p in (others or {}).items()}
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "label", "p_pneumonia"])
-        for name, label, p in zip(test.names, test.labels, np.asarray(test_prob, dtype=float), strict=True):
-            writer.writerow([str(root / name), int(label), f"{p:.6f}"])
+        writer.writerow(["file", "label", "p_pneumonia", *(f"p_{name}" for name in others)])
+        for i, (name, label, p) in enumerate(zip(test.names, test.labels, np.asarray(test_prob, dtype=float),
+                                                 strict=True)):
+            writer.writerow([str(root / name), int(label), f"{p:.6f}", *(f"{q[i]:.6f}" for q in others.values())])
     tmp.replace(path)
     return path
 
 
 def read_predictions(path: str | Path) -> list[dict]:
-    """Rows of a CSV written by :func:`save_predictions`: file, label (int), p_pneumonia (float)."""
+    """Rows of a CSV written by :func:`save_predictions`: file, label (int), p_pneumonia (float), and any
+    ``p_<name>`` columns (float)."""
     with Path(path).open(newline="") as f:
-        return [{"file": r["file"], "label": int(r["label"]), "p_pneumonia": float(r["p_pneumonia"])}
-                for r in csv.DictReader(f)]
+        return [{"file": r["file"], "label": int(r["label"]),
+                 **{k: float(v) for k, v in r.items() if k.startswith("p_")}} for r in csv.DictReader(f)]

@@ -1,7 +1,9 @@
 """A small synthetic dataset in the real dataset's on-disk layout, for offline demos and fast tests.
 
 PNEUMONIA images carry bright blotches in the lung fields; NORMAL images do not. Sizes and modes vary
-(grayscale, RGB, RGBA, 16-bit PNG) like the real data's quirks. Deterministic for a given seed.
+(grayscale, RGB, RGBA, 16-bit PNG) like the real data's quirks. Deterministic for a given seed. ``test_shift``
+makes the test folder's images differ from the training folder's (another "hospital": brighter, less contrast, a
+burnt-in marker), as the real test folder does in ways lesson 9 measures; 0 (the default) makes no difference.
 """
 from __future__ import annotations
 
@@ -53,20 +55,37 @@ def _name(cls: str, i: int, rng: np.random.Generator) -> str:
     return f"person{person}_{kind}_{i}.jpeg"
 
 
+def shifted(arr: np.ndarray, strength: float) -> np.ndarray:
+    """``arr`` as another hospital's machine would give it, by ``strength`` (0: unchanged, 1: strong): a brighter,
+    flatter exposure and a burnt-in bright marker in the top left corner. The same for both classes, so the
+    label depends on the lungs alone in both folders (a covariate shift)."""
+    if strength <= 0:
+        return arr
+    h, w = arr.shape
+    out = arr.astype(np.float32) * (1 - 0.35 * strength) + 70 * strength
+    out[: max(2, h // 8), : max(2, w // 6)] = 255 * min(1.0, 0.5 + 0.5 * strength)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def make_synthetic_dataset(root: str | Path, counts: dict | None = None, seed: int = 0,
-                           min_size: int = 64, max_size: int = 160) -> Path:
+                           min_size: int = 64, max_size: int = 160, test_shift: float = 0.0) -> Path:
     """Write a synthetic dataset under ``root/chest_xray`` and return that folder.
 
     ``counts`` is ``{split: {class: n}}`` (default DEFAULT_COUNTS). Most files are grayscale JPEGs;
     every 7th is RGB, every 11th an RGBA PNG and every 13th a 16-bit PNG (saved with a .png suffix).
+    ``test_shift`` (0 to 1) passes the test folder's images through :func:`shifted`; the other files, and every
+    file at 0, are the same as without it.
 
     ``root/chest_xray`` only ever exists complete: the files are written into a temporary folder beside it,
     renamed into place at the end. An interrupted run leaves no ``chest_xray`` (its temporary folder is
     removed, or by a later call once an hour old), and two processes making it at once both succeed. A
     ``chest_xray`` already holding these counts is returned as it is; an incomplete one left by an older
     version (only files this call writes) is replaced with a warning; anything else is never overwritten
-    (FileExistsError).
+    (FileExistsError). (A folder with these counts is returned whatever ``test_shift`` made it: give each shift
+    its own ``root``.)
     """
+    if not 0 <= test_shift <= 1:
+        raise ValueError(f"test_shift must be between 0 (no shift) and 1 (strong), got {test_shift}.")
     counts = DEFAULT_COUNTS if counts is None else counts
     wanted = {split: {cls: per_class.get(cls, 0) for cls in CLASSES} for split, per_class in counts.items()}
     root = Path(root)
@@ -81,7 +100,7 @@ def make_synthetic_dataset(root: str | Path, counts: dict | None = None, seed: i
     partial = root / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
     partial.mkdir()
     try:
-        _write_images(partial, counts, seed, min_size, max_size)
+        _write_images(partial, counts, seed, min_size, max_size, test_shift)
         _move_into_place(partial, out, wanted)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -111,7 +130,7 @@ def _move_into_place(partial: Path, out: Path, wanted: dict) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_images(out: Path, counts: dict, seed: int, min_size: int, max_size: int) -> None:
+def _write_images(out: Path, counts: dict, seed: int, min_size: int, max_size: int, test_shift: float = 0.0) -> None:
     rng = np.random.default_rng(seed)
     for s, split in enumerate(counts):
         for cls in CLASSES:
@@ -120,6 +139,8 @@ def _write_images(out: Path, counts: dict, seed: int, min_size: int, max_size: i
             for i in range(counts[split].get(cls, 0)):
                 w, h = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
                 arr = _chest(rng, w, h, cls == "PNEUMONIA")
+                if split == "test":
+                    arr = shifted(arr, test_shift)
                 name = _name(cls, i + 10_000 * s, rng)
                 k = i + 1
                 if k % 13 == 0:
