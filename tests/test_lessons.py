@@ -119,7 +119,7 @@ def test_lessons_are_mostly_their_own_code():
 
 
 def test_exercises_are_headed_and_checked():
-    for path in LESSONS[1:]:  # lessons 2-8 end with exercises
+    for path in LESSONS[1:]:  # lessons 2-9 end with exercises
         nb = nbformat.read(path, as_version=4)
         number = int(path.name[:2])
         headings = re.findall(r"^### Exercise (\d+)\.(\d+)$", "\n".join(c.source for c in nb.cells), re.M)
@@ -209,19 +209,27 @@ def test_lesson_7_unfreezes_block_5_layer_by_layer():
         with pytest.raises(AssertionError, match="block 5 is still frozen"):
             exec(unfreeze.replace("    layer.trainable = True", "    pass"), old)
 
+def recorded_numbers(value) -> set[str]:
+    """Every float inside a record (nested dicts and lists), as prose would quote it: three decimals."""
+    if isinstance(value, float):
+        return {f"{value:.3f}"}
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return set().union(*(recorded_numbers(v) for v in value)) if value else set()
+    return set()
+
+
 def reference_values() -> set[str]:
-    """Every number the reference runs recorded (metrics with their CI bounds, lesson 2's contrast), as prose
-    would quote it: three decimals."""
+    """Every number the reference runs recorded (metrics with their CI bounds, lesson 2's contrast, lesson 9's
+    shift measures and remedies, the thresholds), as prose would quote it: three decimals."""
     from workshop_utils import report
 
     values = set()
     for entry in [e for run in (report.REFERENCE_RUN, report.RANDOM_REFERENCE_RUN)
                   for e in report.load_summary(run)["results"]]:
-        for metric in entry["metrics"].values():
-            if isinstance(metric, dict):
-                values |= {f"{metric[k]:.3f}" for k in ("value", "low", "high") if isinstance(metric.get(k), float)}
-        for measured in entry.get("random_contrast", {}).values():
-            values |= {f"{v:.3f}" for v in measured.values()}
+        values |= recorded_numbers([entry["metrics"], entry.get("random_contrast", {}), entry.get("shift", {}),
+                                    entry.get("remedies", {}), entry.get("threshold")])
     return values
 
 

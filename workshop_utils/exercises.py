@@ -532,7 +532,7 @@ def check_crop_auc(my_crop_auc, domain_auc: float, crop: float) -> bool:
     value = _number("9.3", my_crop_auc, "my_crop_auc")
     if not 0 <= value <= 1:
         raise _not_yet("9.3", f"a ROC-AUC is between 0 and 1, not {value}.")
-    if value < 0.45:
+    if value < 0.45 and domain_auc >= 0.6:  # with no shift, AUCs below 0.5 are noise, not a mistake
         raise _not_yet("9.3", f"{value:.3f} is below chance: the folder labels and the scores do not line up "
                        "(features of data.pool first, then data.test, as in `folder`).")
     if max(value, domain_auc) < 0.55:
