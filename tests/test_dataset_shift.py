@@ -143,3 +143,18 @@ def test_a_remedy_that_peeks_at_the_test_labels_is_caught(shifted_data, tmp_path
         run_lesson(root, leaky[name], tmp_path / "cache", notebooks=folder)
     found = label_free_differences(leaky["shifted"], leaky["shuffled"])
     assert any("standardisation" in line for line in found), found
+
+
+def test_predict_gives_what_lesson_9_recorded(shifted_runs):
+    """The saved final model, through `predict`, reproduces the lesson's test probabilities and decisions, whichever
+    remedy was chosen (per-folder standardisation carries the test folder's statistics; label-shift correction is
+    the threshold)."""
+    from workshop_utils import lesson
+    from workshop_utils.predict import predict_files
+    run = shifted_runs["shifted"]
+    model = run / "models" / f"{LESSON}.keras"
+    rows = lesson.read_predictions(model.with_suffix(".test.csv"))
+    predicted = predict_files(model, [r["file"] for r in rows])
+    assert max(abs(p["p_pneumonia"] - r["p_pneumonia"]) for p, r in zip(predicted, rows, strict=True)) < 0.01
+    threshold = record_of(run)["threshold"]
+    assert all(p["threshold"] == pytest.approx(threshold) for p in predicted)
