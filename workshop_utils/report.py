@@ -88,11 +88,17 @@ def contrast_block(summary: dict, random_summary: dict | None) -> str:
     lines = [f"Pretrained: {provenance(summary)}", "", f"Random: {provenance(random_summary)}", "",
              "| lesson | " + " | ".join(f"{m}, pretrained | {m}, random" for m in shown) + " |",
              "|---" * (2 * len(shown) + 1) + "|"]
+    missing = []
     for e in summary["results"]:
-        if e.get("weights") in (None, "-") or e["lesson"] not in random:
+        if e.get("weights") in (None, "-"):
             continue  # a lesson without VGG16 (lesson 6) has nothing to contrast
+        if e["lesson"] not in random:
+            missing.append(e["lesson"])
+            continue
         cells = [f"{e['metrics'][m]['value']:.3f} | {random[e['lesson']]['metrics'][m]['value']:.3f}" for m in shown]
         lines.append(f"| {e['lesson']} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", f"Not in the random-weights run (it has no row for them): {', '.join(missing)}."]
     return "\n".join(lines)
 
 
