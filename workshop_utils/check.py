@@ -6,7 +6,6 @@ nothing FAILs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -266,23 +265,15 @@ def check_cache() -> Item:
     return Item("OK", "Cache folder", f"{folder} ({'writable' if os.path.isdir(folder) else 'will be created'})")
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_weights(weights_file: str | Path | None = None) -> Item:
     """The VGG16 ImageNet weights file (Keras' cache, or ``weights_file``): present, complete, md5 right."""
-    path = Path(weights_file).expanduser() if weights_file else weights.keras_models_dir() / weights.VGG16_NOTOP_FILE
+    path = Path(weights_file).expanduser() if weights_file else paths.keras_models_dir() / weights.VGG16_NOTOP_FILE
     if not path.is_file():
         return Item("FAIL", "VGG16 weights", f"{path} not found",
                     'online: python -c "from workshop_utils import weights; weights.vgg16_weights()"; offline: '
                     "export KERAS_HOME=<kit>/keras (see the kit's README.txt)")
     size = path.stat().st_size
-    if _md5(path) == weights.VGG16_NOTOP_MD5:
+    if download.md5_of(path) == weights.VGG16_NOTOP_MD5:
         return Item("OK", "VGG16 weights", f"{path} ({size / 1e6:.1f} MB, md5 ok)")
     from . import hed_vgg16
 
@@ -294,13 +285,34 @@ def check_weights(weights_file: str | Path | None = None) -> Item:
     return Item("FAIL", "VGG16 weights", f"{path} is {what}", f"delete {path} and get it again")
 
 
+def gpu_devices() -> list[str]:
+    """Names of the GPUs the active Keras backend sees (empty on CPU-only machines)."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_physical_devices("GPU")]
+        if backend == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices() if d.platform == "gpu"]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # a broken driver must not stop the lesson
+        return []
+    return []
+
+
 def check_gpu() -> Item:
     """Whether the Keras backend starts and sees a GPU (imports Keras and its backend)."""
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import keras
-
-        from .environment import gpu_devices
 
         gpus, backend = gpu_devices(), keras.backend.backend()
     except Exception as exc:  # a broken install raises anything

@@ -72,14 +72,29 @@ class ArchiveError(DownloadError):
 
 # --------------------------------------------------------------------------- resumable HTTP download
 
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file (``algorithm``: any name hashlib knows, e.g. ``"md5"``, ``"sha256"``)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def md5_of(path: str | Path) -> str:
+    """The md5 hex digest of a file."""
+    return file_digest(path, "md5")
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file."""
+    return file_digest(path, "sha256")
+
+
 def matches_hash(path: Path, known_hash: str) -> bool:
     """True if ``path`` matches ``known_hash`` (``"md5:..."``, ``"sha256:..."``; bare hex means sha256)."""
     algorithm, _, digest = known_hash.rpartition(":")
-    h = hashlib.new(algorithm or "sha256")
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest() == digest.lower()
+    return file_digest(path, algorithm or "sha256") == digest.lower()
 
 
 def _transfer(url: str, part: Path, progress: bool, timeout: float) -> None:

@@ -4,28 +4,7 @@ from __future__ import annotations
 import platform
 import warnings
 
-
-def gpu_devices() -> list[str]:
-    """Names of the GPUs the active Keras backend sees (empty on CPU-only machines)."""
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return [d.name for d in tf.config.list_physical_devices("GPU")]
-        if backend == "jax":
-            import jax
-
-            return [str(d) for d in jax.devices() if d.platform == "gpu"]
-        if backend == "torch":
-            import torch
-
-            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # a broken driver must not stop the lesson
-        return []
-    return []
+from .check import check_packages, gpu_devices, python_minimum
 
 
 def report() -> dict:
@@ -43,8 +22,6 @@ def report() -> dict:
     for key, value in info.items():
         print(f"{key:<11}{value}")
     from packaging.version import Version
-
-    from .check import check_packages, python_minimum  # the minimums, as the installed package declares them
 
     minimum = python_minimum()
     if minimum and Version(info["python"]) < Version(minimum):

