@@ -8,6 +8,7 @@ named in a warning and computed again, never loaded as wrong pixels. NumPy and t
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -37,16 +38,51 @@ def checksum(array: np.ndarray) -> str:
     return h.hexdigest()[:CHECKSUM_CHARS]
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def unique_temporary(path: Path, suffix: str = ".tmp") -> Path:
+    """A new, empty file beside ``path`` whose name no other process or thread gets (``.<name>.<random><suffix>``),
+    to be written and then renamed onto ``path``. Its mode is what ``open`` would give (0666 less the umask,
+    so group-readable by default), not tempfile's 0600: an instructor's shared cache stays readable."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        if hasattr(os, "fchmod"):  # not on Windows, where the mode bits do not apply
+            os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def is_disk_full(err: OSError) -> bool:
+    """Whether ``err`` says the disk is full: ENOSPC, or NumPy's short write ("N requested and M written")."""
+    return err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) or bool(
+        re.search(r"\d+ requested and \d+ written", str(err)))
+
+
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write`` on a unique temporary file next to ``path``, then rename it to ``path`` in one step.
 
-    Raises OSError when the folder cannot take the file; the temporary file is removed in every case.
+    Raises OSError when the folder cannot take the file (a full disk: ENOSPC, saying so in words); the
+    temporary file is removed in every case.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = unique_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             write(f)
         os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if is_disk_full(err):
+            raise OSError(errno.ENOSPC, f"No space left on the disk of {path.parent} to write {path.name} ({err}); "
+                                        f"free some space, or set {CACHE_DIR_ENV} to a folder on a disk with "
+                                        "room") from err
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -99,8 +135,12 @@ def tolerate_write_errors(folder: Path):
     try:
         yield
     except OSError as err:
-        warnings.warn(f"Could not write to the cache folder {folder} ({err}). Going on without caching this "
-                      f"result; free some space or set {CACHE_DIR_ENV} to another folder.", stacklevel=3)
+        if is_disk_full(err):
+            warnings.warn(f"{err.strerror if err.errno == errno.ENOSPC else err}. Going on without caching this "
+                          "result: it is computed again next time.", stacklevel=3)
+        else:
+            warnings.warn(f"Could not write to the cache folder {folder} ({err}). Going on without caching this "
+                          f"result; free some space or set {CACHE_DIR_ENV} to another folder.", stacklevel=3)
 
 
 _warned_unwritable: set[str] = set()

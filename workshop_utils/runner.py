@@ -8,11 +8,14 @@ macOS and Windows (peak memory is measured where Python's ``resource`` module ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import dataset, download, parameters, results
@@ -31,6 +34,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 RUN_FOLDER_PARAMETER = "RUN_DIR"
 #: What a run writes into its folder; a folder holding any of these (or a notebook) is not reused.
 RUN_OUTPUTS = (results.RESULTS_FILE, "summary.json", "results.md", "comparison.png", results.MODELS_DIR)
+#: The lock a run holds on its folder while it runs (a second run into the same folder is refused).
+RUN_LOCK = ".run.lock"
 #: Warnings shown on the console per notebook (all of them go into results.md).
 MAX_WARNINGS_SHOWN = 12
 
@@ -165,6 +170,33 @@ def check_run_folder(out_dir: Path) -> None:
                        "with --out (without --out each run gets runs/<date-time>).")
 
 
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir`` (its file :data:`RUN_LOCK`) while the block runs; a RunError when
+    another process holds it. The operating system releases it when the process ends, however it ends."""
+    lock_path = Path(out_dir) / RUN_LOCK
+    with open(lock_path, "a+") as lock:
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise RunError(f"{out_dir} is in use by another run ({holder}): its results would mix with this "
+                           "run's. Wait for it to finish, or give another folder with --out.") from exc
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        lock.flush()
+        yield
+
+
 def import_papermill():
     """papermill, or a RunError saying how to install the runner's packages (papermill and ipykernel)."""
     import importlib.util
@@ -216,15 +248,22 @@ def run_series(out_dir: Path, data_dir: str | None = None, settings: dict | None
     out_dir = Path(out_dir).resolve()
     check_run_folder(out_dir)
     papermill = import_papermill()
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient.exceptions import DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"Cannot create the run folder {out_dir} ({exc.strerror}): give another folder with "
                        "--out.") from exc
+    with run_folder_lock(out_dir):
+        check_run_folder(out_dir)  # again, now that no other run can write here: one may have finished since
+        return execute_series(out_dir, data_dir, settings, notebooks, papermill)
+
+
+def execute_series(out_dir: Path, data_dir: str | None, settings: dict, notebooks: list[Path], papermill) -> int:
+    """The body of :func:`run_series`, in the run folder ``out_dir`` it holds the lock on."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
     given = {**settings, "DATA_DIR": prepare_data(data_dir), RUN_FOLDER_PARAMETER: str(out_dir)}
     passed_to = {nb.name: notebook_parameters(nb, given) for nb in notebooks}
     print(f"Running {len(notebooks)} notebooks into {out_dir}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cachefiles import unique_temporary
 from .dataset import CLASSES
 
 FORMAT = "pneumonia-workshop-model"
@@ -103,7 +104,7 @@ def not_softmax_message(row: np.ndarray) -> str:
 
 def _write_with_entry(path: Path, meta: dict) -> None:
     """Rewrite the zip ``path`` with ``meta`` as its (only) description entry; atomic (a temporary file replaced)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = unique_temporary(path, ".tmp")
     try:
         with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
             for item in src.infolist():
@@ -149,7 +150,7 @@ def save_lesson_model(model, path: str | Path, image_size: int, threshold: float
     if bad is not None:
         raise ValueError(f"Not saved: {not_softmax_message(p[bad])}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".partial.keras")  # a complete, described file or none
+    tmp = unique_temporary(path, ".partial.keras")  # a complete, described file or none, in every process
     try:
         model.save(tmp)
         _write_with_entry(tmp, meta)
