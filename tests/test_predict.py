@@ -503,6 +503,33 @@ def test_predict_a_folder_takes_its_images(cnn, tmp_path, write_jpeg):
     assert [r["file"] for r in again] == [str(p) for p in images]
 
 
+def test_predict_a_folder_takes_every_format_pillow_reads_and_says_what_it_skipped(cnn, tmp_path, capsys):
+    """.webp, .gif and .jpe are predicted from a folder as they are one by one; what is left out is counted."""
+    path, _ = cnn
+    folder = tmp_path / "clinic"
+    folder.mkdir()
+    gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 26), dtype=np.uint8), "L")
+    images = []
+    for name, fmt in (("a.webp", "WEBP"), ("b.gif", "GIF"), ("c.jpe", "JPEG"), ("d.JPG", "JPEG"), ("e.bmp", "BMP")):
+        gray.save(folder / name, fmt)
+        images.append(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "scan.dcm.zip").write_bytes(b"PK")
+    (folder / "._a.webp").write_bytes(b"macOS metadata")
+    one_by_one = predict_files(path, images)
+    assert cli.main(["predict", str(path), str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert [LINE.match(line)["file"] for line in captured.out.splitlines()] == [str(p) for p in images]
+    from_folder = {LINE.match(line)["file"]: float(LINE.match(line)["p"]) for line in captured.out.splitlines()}
+    assert [from_folder[r["file"]] for r in one_by_one] == [round(r["p_pneumonia"], 2) for r in one_by_one]
+    assert f"skipped 1 file(s) in the folders: not an image format Pillow reads (.txt), e.g. {folder / 'notes.txt'}" \
+        in captured.err
+    assert f"skipped 1 file(s) in the folders: not an image format Pillow reads (.zip), e.g. {folder / 'scan.dcm.zip'}" \
+        in captured.err
+    assert f"skipped 1 file(s) in the folders: a macOS resource file (._name), not an image, e.g. {folder / '._a.webp'}" \
+        in captured.err
+
+
 def test_many_images_go_in_batches_with_a_progress_bar(cnn, tmp_path, monkeypatch, capsys, write_jpeg):
     path, model = cnn
     files = [write_jpeg(tmp_path / "img" / f"{i:03d}.jpeg", size=(30, 26), seed=i) for i in range(70)]

@@ -17,10 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 from tqdm import tqdm
 
-from .dataset import IMAGE_SUFFIXES
 from .images import decode_image, to_grayscale
 from .saving import ModelFormatError, check_probabilities, load_lesson_model, not_softmax_message
 
@@ -44,19 +43,54 @@ def _display_image(path: str | Path, size: int = OVERLAY_SIZE) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8)
 
 
-def expand_inputs(paths: list[str | Path], skip: str | Path | None = None) -> list[Path]:
-    """The image files to classify: each file as given, each folder as its image files (recursively, sorted),
-    leaving out those under the folder ``skip`` (the Grad-CAM overlays of an earlier run)."""
+def readable_suffixes() -> set[str]:
+    """File name endings of every image format Pillow can open here (``.jpeg``, ``.png``, ``.webp``, ``.gif``,
+    ``.jpe``, ...): what ``predict`` takes from a folder."""
+    Image.init()
+    decodable = {fmt for fmt, (factory, _) in Image.OPEN.items()
+                 if not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))}
+    return {ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in decodable}
+
+
+def why_skipped(path: Path, suffixes: set[str], skip: Path | None) -> str | None:
+    """Why a file found in a folder is not classified (None: it is)."""
+    if skip is not None and Path(os.path.abspath(path)).is_relative_to(skip):
+        return "a Grad-CAM overlay (in the --gradcam folder)"
+    if path.name.startswith("._"):
+        return "a macOS resource file (._name), not an image"
+    if path.suffix.lower() not in suffixes:
+        return f"not an image format Pillow reads ({path.suffix or 'no extension'})"
+    return None
+
+
+def expand_inputs(paths: list[str | Path], skip: str | Path | None = None,
+                  skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """The image files to classify: each file as given, each folder as its files in formats Pillow reads
+    (recursively, sorted), leaving out those under the folder ``skip`` (the Grad-CAM overlays of an earlier run).
+    Each file of a folder left out is appended to ``skipped`` as ``(path, why)``."""
     skip = Path(os.path.abspath(skip)) if skip is not None else None
+    suffixes = readable_suffixes()
     files: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("._")
-                            and (skip is None or not Path(os.path.abspath(p)).is_relative_to(skip)))
-        else:
+        if not path.is_dir():
             files.append(path)
+            continue
+        for p in sorted(q for q in path.rglob("*") if q.is_file()):
+            why = why_skipped(p, suffixes, skip)
+            if why is None:
+                files.append(p)
+            elif skipped is not None:
+                skipped.append((p, why))
     return files
+
+
+def skipped_summary(skipped: list[tuple[Path, str]]) -> str:
+    """One line per reason: how many files of the folders were left out, why, and an example."""
+    by_reason: dict[str, list[Path]] = {}
+    for path, why in skipped:
+        by_reason.setdefault(why, []).append(path)
+    return "\n".join(f"skipped {len(found)} file(s) in the folders: {why}, e.g. {found[0]}"
+                     for why, found in by_reason.items())
 
 
 def overlay_names(files: list[Path]) -> list[Path]:
@@ -132,7 +166,7 @@ def _write_overlays(model, gray: np.ndarray, entries: list[dict], targets: list[
 
 
 def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam_dir: str | Path | None = None,
-                  progress: bool | None = None) -> list[dict]:
+                  progress: bool | None = None, skipped: list[tuple[Path, str]] | None = None) -> list[dict]:
     """Classify image files (JPEG/PNG/..., any size, grayscale or colour; folders: their image files).
 
     Returns one dict per file, in order: ``file``, ``class`` (PNEUMONIA when p(PNEUMONIA) >= the threshold
@@ -140,7 +174,8 @@ def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam
     file could not be read, in which case ``class`` and ``p_pneumonia`` are None). With ``gradcam_dir``,
     also writes an overlay per image there (names from :func:`overlay_names`) and adds its path as
     ``gradcam``, or why not as ``gradcam_error``. ``progress``: a bar on stderr (default: from
-    ``PROGRESS_FROM`` images on). Raises FileNotFoundError or ModelFormatError (naming the model file)
+    ``PROGRESS_FROM`` images on). ``skipped``: a list that receives ``(path, why)`` for each file of a folder
+    that was not classified (see :func:`expand_inputs`). Raises FileNotFoundError or ModelFormatError (naming the model file)
     for a missing or unsuitable model.
     """
     model_path = Path(model_path)
@@ -148,7 +183,7 @@ def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam
     size, threshold = meta["image_size"], float(meta["threshold"])
     pneumonia = list(meta["classes"]).index("PNEUMONIA")
     normal = 1 - pneumonia
-    files = expand_inputs(image_paths, skip=gradcam_dir)
+    files = expand_inputs(image_paths, skip=gradcam_dir, skipped=skipped)
     results = [{"file": str(f), "class": None, "p_pneumonia": None, "threshold": threshold, "error": None}
                for f in files]
     targets: list[Path] | None = None
@@ -196,11 +231,14 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 def main_predict(args: argparse.Namespace) -> int:
     """Run the ``predict`` sub-command: one line per image; 1 if anything failed, else 0."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    skipped: list[tuple[Path, str]] = []
     try:
-        results = predict_files(args.model, args.images, args.gradcam)
+        results = predict_files(args.model, args.images, args.gradcam, skipped=skipped)
     except (FileNotFoundError, ModelFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if skipped:
+        print(skipped_summary(skipped), file=sys.stderr)
     if not results:
         print(f"error: no image files in {', '.join(map(str, args.images))}.", file=sys.stderr)
         return 1
