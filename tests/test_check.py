@@ -98,6 +98,16 @@ def test_missing_things_fail_with_what_to_do(tmp_path, isolated, monkeypatch, no
             f"out --data-dir to download the dataset into {isolated}\n") in out
 
 
+def test_a_copy_without_its_test_folder_says_test_is_missing(tmp_path, make_tree, isolated, no_gpu_probe, capsys):
+    root = make_tree(tmp_path / "mine" / "chest_xray", {"train": {"NORMAL": 2, "PNEUMONIA": 2},
+                                                        "val": {"NORMAL": 1, "PNEUMONIA": 1}})
+    assert cli.main(["check", "--data-dir", str(tmp_path / "mine")]) == 1
+    out = capsys.readouterr().out
+    assert (f"FAIL  Dataset: --data-dir {tmp_path / 'mine'} holds no chest X-ray dataset: expected a folder with "
+            f"train/NORMAL, train/PNEUMONIA, test/NORMAL and test/PNEUMONIA, but {root} holds train/ but no test/ "
+            "folder: test/NORMAL and test/PNEUMONIA are missing") in out
+
+
 def test_mistyped_workshop_data_dir_fails_naming_it(tmp_path, isolated, monkeypatch):
     monkeypatch.setenv(paths.DATA_DIR_ENV, str(tmp_path / "hom" / "me"))
     assert check.check_dataset() == check.Item(

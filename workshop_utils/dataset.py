@@ -109,10 +109,15 @@ def _misnamed(path: Path) -> list[str]:
     except OSError:
         return []
     by_lower = {name.lower(): name for name in splits}
-    if not all(split in by_lower for split in REQUIRED_SPLITS):
+    present = [by_lower[split] for split in REQUIRED_SPLITS if split in by_lower]
+    if not present:
         return []
     problems = []
     for split in REQUIRED_SPLITS:
+        if split not in by_lower:
+            problems.append(f"{path} holds {'/ and '.join(present)}/ but no {split}/ folder: "
+                            + " and ".join(f"{split}/{cls}" for cls in CLASSES) + " are missing")
+            continue
         name = by_lower[split]
         if name != split:
             problems.append(f"found {name}: the split folders must be named train, val and test (lower case); "
