@@ -404,6 +404,28 @@ def test_a_name_already_taken_keeps_the_archive(small_zip, default_folder, no_ne
     assert (default_folder / "ChestXRay2017.zip").is_file() and _leftovers(default_folder) == []
 
 
+@pytest.mark.parametrize("partial", ["empty", "half unpacked", "a file"])
+def test_a_partial_chest_xray_folder_is_refused_before_anything_is_fetched(partial, server, small_zip, default_folder,
+                                                                            make_tree, capsys):
+    """The archive unpacks to chest_xray/: a name already taken is named before the download, not after it."""
+    url = _serve_archive(server, small_zip)
+    taken = default_folder / "chest_xray"
+    default_folder.mkdir(parents=True)
+    if partial == "empty":
+        taken.mkdir()
+    elif partial == "half unpacked":
+        make_tree(taken, {"test": {"NORMAL": 1}})
+    else:
+        taken.write_text("not a folder")
+    code = cli.main(["download", "--url", url])
+    err = capsys.readouterr().err
+    assert code == 1 and server.hits == []  # nothing fetched
+    assert (f"{taken} already exists but holds no usable dataset" in err
+            or f"holds a copy that cannot be used" in err), err
+    assert "Nothing was downloaded" in err or "To use it, fix it, or delete" in err
+    assert not (default_folder / "ChestXRay2017.zip").exists() and _leftovers(default_folder) == []
+
+
 def test_a_misnamed_copy_in_the_default_folder_is_not_downloaded_over(tmp_path, make_tree, default_folder,
                                                                       no_network):
     make_tree(default_folder / "chest_xray", COUNTS)

@@ -42,6 +42,8 @@ MENDELEY_PAGE = "https://data.mendeley.com/datasets/rscbjbr9sj/2"
 KAGGLE_HANDLE = "paultimothymooney/chest-xray-pneumonia"
 KAGGLE_PAGE = "https://www.kaggle.com/datasets/paultimothymooney/chest-xray-pneumonia"
 ARCHIVE_NAME = "ChestXRay2017.zip"
+#: The folder both published archives unpack to (and the Kaggle copy's link is named).
+UNPACKED_NAME = "chest_xray"
 #: Environment variable: download the archive from this URL instead of Mendeley's (a mirror, or tests).
 DATA_URL_ENV = "WORKSHOP_DATA_URL"
 SOURCES = ("mendeley", "kaggle")
@@ -364,7 +366,7 @@ def _link_kaggle_copy(data_dir: Path, progress: bool) -> Path:
     if progress:
         print(f"kagglehub copy: {cache}")
     found = dataset.find_dataset_root(cache)
-    link = data_dir / "chest_xray"
+    link = data_dir / UNPACKED_NAME
     if link.is_symlink():
         link.unlink()
     elif link.exists():
@@ -429,10 +431,15 @@ def download_dataset(data_dir: str | Path | None = None, source: str = "mendeley
         print(f"Unpacking {archive} (found in the data folder: nothing is downloaded)", flush=True)
     elif source == "kaggle":
         return _accept(dataset.find_dataset_root(_link_kaggle_copy(folder, progress)), progress,
-                       again.format(folder / "chest_xray"))
+                       again.format(folder / UNPACKED_NAME))
     else:
         url = url or os.environ.get(DATA_URL_ENV) or MENDELEY_URL
         archive = _archive_path(folder, url)
+        taken = folder / UNPACKED_NAME
+        if taken.exists() or taken.is_symlink():  # checked before fetching: the archive unpacks to this name
+            raise DownloadError(
+                f"{taken} already exists but holds no usable dataset (an interrupted unpack or copy?): move or "
+                f"delete it, then run `python -m workshop_utils download` again. Nothing was downloaded.")
         try:
             fetch_file(url, archive, retries=retries, progress=progress)
         except DownloadError as exc:
@@ -452,7 +459,7 @@ def _synthetic_root() -> Path:
     from .synthetic import DEFAULT_COUNTS, make_synthetic_dataset
 
     target = paths.cache_dir() / "synthetic"
-    root = target / "chest_xray"
+    root = target / UNPACKED_NAME
 
     def complete() -> bool:
         return root.is_dir() and dataset.count_images(root) == DEFAULT_COUNTS
