@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,59 @@ def test_what_is_recorded_is_what_keras_loads(fake_weights):
     random = keras.applications.VGG16(weights=vgg16_weights(None).keras_weights, include_top=False,
                                       input_shape=(32, 32, 3))
     assert not np.array_equal(random.get_weights()[0], reference.get_weights()[0])
+
+
+def _not_vgg16_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files a user might pass by mistake, with what the error must call each."""
+    import keras
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = folder / "notes.h5"
+    text.write_text("not weights\n")
+    png = folder / "xray.png"
+    Image.new("L", (8, 8)).save(png)
+    dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    dense.save_weights(folder / "head.weights.h5")
+    dense.save(folder / "model.keras")
+    convs = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.Conv2D(8, 3)])
+    convs.save_weights(folder / "small_cnn.weights.h5")
+    return {"text": (text, "is a text file, not VGG16 weights"),
+            "png": (png, "is a PNG image, not VGG16 weights"),
+            "dense": (folder / "head.weights.h5", "is an HDF5 file with dense layers (dense)"),
+            "keras model": (folder / "model.keras", "is a zip archive (a .keras model file? give the weights file"),
+            "other convs": (folder / "small_cnn.weights.h5",
+                            "is an HDF5 file, but not VGG16's layers: it holds 2 conv kernels; VGG16 has 13")}
+
+
+@pytest.fixture(scope="module")
+def not_vgg16(tmp_path_factory):
+    return _not_vgg16_files(tmp_path_factory.mktemp("wrong"))
+
+
+@pytest.mark.parametrize("which", ["text", "png", "dense", "keras model", "other convs"])
+def test_a_weights_file_that_is_not_vgg16_is_refused_up_front_in_one_line(which, not_vgg16):
+    path, what = not_vgg16[which]
+    proc = subprocess.run([sys.executable, "-m", "workshop_utils", "run", "--weights", str(path), "--data-dir",
+                           "synthetic", "--quick", "--only", "2", "--out", str(path.parent / f"run-{which}")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("python -m workshop_utils run: error")]
+    assert f"argument --weights: {path} {what}" in line
+    assert "Expected: VGG16 weights without the classifier: an HDF5 file holding its 13 conv layers" in line
+    assert "Traceback" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert not (path.parent / f"run-{which}").exists()  # refused before anything ran
+    with pytest.raises(weights.WeightsFileError, match=re.escape(f"{path} {what}")):
+        vgg16_weights(path)  # WEIGHTS = path in a notebook: the same message
+
+
+def test_vgg16_weights_files_in_both_layouts_pass_the_check(fake_weights):
+    from workshop_utils import runner
+
+    assert weights.check_weights_file(fake_weights) == fake_weights  # Keras' legacy layout, as the ImageNet file
+    import keras
+
+    base = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    keras3 = fake_weights.parent / "vgg16_keras3.weights.h5"
+    base.save_weights(keras3)  # Keras 3's layout, as hed-weights writes it
+    assert runner.weights_option(str(keras3)) == str(keras3.resolve())

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import dataset, download, parameters, results
+from . import dataset, download, parameters, results, weights
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: What to do when the runner's own packages (papermill, ipykernel) are missing.
@@ -90,7 +90,10 @@ def weights_option(text: str) -> str | None:
         return None if text.lower() == "none" else text.lower()
     path = Path(text).expanduser()
     if path.is_file():
-        return str(path.resolve())
+        try:
+            return str(weights.check_weights_file(path).resolve())
+        except weights.WeightsFileError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
     raise argparse.ArgumentTypeError(
         f"{text!r} is neither 'imagenet', 'none', 'hed' nor an existing file: give the path of a VGG16 weights file "
         "without the classifier (.h5), 'imagenet' (downloaded by Keras), 'none' (random weights) or 'hed' "
