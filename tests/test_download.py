@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import os
 import random
+import signal
 import socket
+import subprocess
 import sys
 import tarfile
 import threading
@@ -67,6 +70,7 @@ class _State:
         self.hits: list[tuple[str, str | None]] = []  # (path, Range header) per request
         self.drop_after: int | None = None  # send only this many bytes, once, then hang up
         self.ignore_range = False
+        self.seconds_per_4k: float = 0.0  # a slow link: a pause after every 4 KB sent
         self.url = ""
 
 
@@ -97,7 +101,16 @@ class _Handler(BaseHTTPRequestHandler):
         payload = body[start:]
         if state.drop_after is not None:  # simulate a dropped connection: fewer bytes than announced
             payload, state.drop_after = payload[: state.drop_after], None
-        self.wfile.write(payload)
+        if not state.seconds_per_4k:
+            self.wfile.write(payload)
+            return
+        try:
+            for i in range(0, len(payload), 4096):
+                self.wfile.write(payload[i:i + 4096])
+                self.wfile.flush()
+                time.sleep(state.seconds_per_4k)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away (Ctrl-C)
+            pass
 
     def log_message(self, *args) -> None:
         pass
@@ -666,3 +679,46 @@ def test_interrupted_synthetic_generation_is_made_again(tmp_path, monkeypatch):
     root = locate_dataset("synthetic")
     assert root == half and dataset.count_images(root) == DEFAULT_COUNTS
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["synthetic"]  # no staging folder left
+
+
+def test_ctrl_c_during_download_says_in_one_line_what_was_kept_and_the_rerun_resumes(server, small_zip, tmp_path):
+    """A real SIGINT to the command mid-transfer: no traceback, one line naming the .part file; then resume."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(small_zip)) as src, zipfile.ZipFile(buffer, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item.filename))
+        dst.writestr("__MACOSX/padding", random.Random(0).randbytes(400_000))  # skipped when unpacked
+    payload = buffer.getvalue()
+    url = _serve_archive(server, payload)
+    server.seconds_per_4k = 0.02  # about 2 s for the whole file
+    folder = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k not in (paths.DATA_DIR_ENV, download.DATA_URL_ENV)}
+    proc = subprocess.Popen([sys.executable, "-m", "workshop_utils", "download", "--url", url, "--data-dir",
+                             str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    part = folder / "ChestXRay2017.zip.part"
+    deadline = time.time() + 60
+    while not (part.exists() and part.stat().st_size > 40_000) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"Interrupted: {part} keeps the ") and last.endswith(
+        f"MB received of {url}; run the same command again to resume from there."), err
+    kept = part.stat().st_size
+    assert 0 < kept < len(payload)
+    server.seconds_per_4k = 0.0
+    assert cli.main(["download", "--url", url, "--data-dir", str(folder)]) == 0
+    assert server.hits[-1] == ("/ChestXRay2017.zip", f"bytes={kept}-")  # resumed, not started over
+    assert dataset.find_dataset_root(folder).is_dir() and not part.exists()
+
+
+def test_ctrl_c_in_any_command_is_one_line(monkeypatch, capsys):
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "dispatch", interrupted)
+    assert cli.main(["check"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == cli.INTERRUPTED

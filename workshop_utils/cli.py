@@ -40,9 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What Ctrl-C prints for a command that has no more to say (``run`` and ``download`` say what they kept).
+INTERRUPTED = "Interrupted before the command finished: what it wrote so far is kept; run it again to start over."
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
+    """Entry point; returns the exit code (130 after Ctrl-C, with one line saying what was kept)."""
     args = build_parser().parse_args(argv)
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt as exc:
+        print(f"\n{str(exc) or INTERRUPTED}", file=sys.stderr)
+        return 130
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the sub-command ``args.command``; returns its exit code."""
     if args.command == "download":
         return download.main_download(args)
     if args.command == "run":

@@ -133,12 +133,26 @@ def _transfer(url: str, part: Path, progress: bool, timeout: float) -> None:
         raise requests.ConnectionError(f"transfer ended at {part.stat().st_size} of {total} bytes")
 
 
+class DownloadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a download; its message says what was kept (the ``.part`` file) and that rerunning resumes."""
+
+
 def _download(url: str, dest: Path, retries: int, progress: bool, timeout: float) -> None:
     """Download ``url`` to ``dest`` through ``dest.part``, retrying with exponential backoff.
 
     ``retries`` counts failures in a row: an attempt that received data resets the count.
     """
     part = dest.with_name(dest.name + ".part")
+    try:
+        _download_through(url, dest, part, retries, progress, timeout)
+    except KeyboardInterrupt as exc:
+        kept = part.stat().st_size if part.exists() else 0
+        raise DownloadInterrupted(
+            f"Interrupted: {part} keeps the {kept / 2 ** 20:.1f} MB received of {url}; run the same command "
+            "again to resume from there.") from exc
+
+
+def _download_through(url: str, dest: Path, part: Path, retries: int, progress: bool, timeout: float) -> None:
     failures = 0
     while True:
         size_before = part.stat().st_size if part.exists() else 0

@@ -20,6 +20,15 @@ from pathlib import Path
 
 from . import dataset, download, parameters, results, weights
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:  # not Windows
+    msvcrt = None
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: What to do when the runner's own packages (papermill, ipykernel) are missing.
 INSTALL_RUN = 'pip install "pneumonia-xray-workshop[run]"'
@@ -180,14 +189,10 @@ def run_folder_lock(out_dir: Path) -> Iterator[None]:
     lock_path = Path(out_dir) / RUN_LOCK
     with open(lock_path, "a+") as lock:
         try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
+            if fcntl is not None:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            else:
+                msvcrt.locking(lock.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError as exc:
             lock.seek(0)
             holder = lock.read().strip() or "another process"
