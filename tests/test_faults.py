@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_two_runs_started_together_into_one_folder_one_runs_the_other_is_refused
     refused = next(err for code, _, err in results if code == 2)
     assert "Traceback" not in refused
     assert any(f"{out} {why}" in refused for why in (
-        "is in use by another run (process ",  # refused by the lock
+        "is in use by another run (",  # refused by the lock (its pid, or "another process" before it wrote one)
         "holds notebooks (02_baseline_vgg16.ipynb)",  # the winner had begun writing when the loser looked
         "already holds a run")), refused  # the loser looked after the winner finished
     entries = json.loads((out / "results.json").read_text())
@@ -153,3 +154,37 @@ def test_frozen_features_on_a_full_cache_disk_are_computed_and_returned(full_dis
     assert got.shape == (1200, 8, 256)
     np.testing.assert_array_equal(got[0, 0], images[0].reshape(-1))
     assert list(full_disk.iterdir()) == []
+
+
+def test_ctrl_c_during_predict_is_one_line_and_exit_130(tmp_path):
+    """A real SIGINT to `predict` while it works through a folder: no traceback, the one line cli.INTERRUPTED."""
+    import signal
+
+    from helpers_models import small_cnn
+    from PIL import Image
+
+    from workshop_utils import cli, saving
+
+    model = saving.save_lesson_model(small_cnn(24), tmp_path / "cnn.keras", 24, lesson="06_from_scratch_cnn")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (2500, 2500), dtype=np.uint8), "L").save(
+        folder / "000.png", compress_level=1)
+    for i in range(1, 4000):  # hard links: 4,000 large images, minutes of decoding, made at once
+        os.link(folder / "000.png", folder / f"{i:04d}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "workshop_utils", "predict", str(model), str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
+    reader.start()
+    deadline = time.time() + 300
+    while "Predicting:" not in "".join(seen) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)  # until the progress bar shows: the model loaded, images being decoded and classified
+    assert proc.poll() is None, "predict ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    out, err = proc.stdout.read(), "".join(seen)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == cli.INTERRUPTED

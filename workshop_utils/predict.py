@@ -175,8 +175,8 @@ def predict_files(model_path: str | Path, image_paths: list[str | Path], gradcam
     also writes an overlay per image there (names from :func:`overlay_names`) and adds its path as
     ``gradcam``, or why not as ``gradcam_error``. ``progress``: a bar on stderr (default: from
     ``PROGRESS_FROM`` images on). ``skipped``: a list that receives ``(path, why)`` for each file of a folder
-    that was not classified (see :func:`expand_inputs`). Raises FileNotFoundError or ModelFormatError (naming the model file)
-    for a missing or unsuitable model.
+    that was not classified (see :func:`expand_inputs`). Raises FileNotFoundError or ModelFormatError (naming
+    the model file) for a missing or unsuitable model.
     """
     model_path = Path(model_path)
     model, meta = load_lesson_model(model_path)
