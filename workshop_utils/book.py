@@ -19,8 +19,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:  # nbformat comes with the [run] and [book] extras, not with the package
+    import nbformat
+
 
 from . import __version__, executed
 from .paths import CHECKOUT
@@ -120,6 +123,8 @@ def badge(left: str, right: str) -> str:
 def lesson_page(path: Path, provenance: str, pages: dict[str, str], blob: str) -> nbformat.NotebookNode:
     """An executed lesson as a book page: local badges, the student copy in Colab and as a download, and the
     line saying which run it shows."""
+    import nbformat
+
     nb = nbformat.read(str(path), as_version=4)
     name = path.name
     source = f"notebooks/{name}"
@@ -142,6 +147,8 @@ def lesson_page(path: Path, provenance: str, pages: dict[str, str], blob: str) -
 
 def prepare(run_dir: Path, src: Path) -> list[str]:
     """Write the book's sources for ``run_dir`` into ``src``; returns the lesson page names."""
+    import nbformat
+
     for name in ("README.md", "docs/instructor.md", "notebooks/student"):
         if not (CHECKOUT / name).exists():
             raise BookError(f"The book needs the repository checkout ({CHECKOUT / name} is missing): run it from "

@@ -17,8 +17,11 @@ import site
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
+if TYPE_CHECKING:  # nbformat comes with the [run] and [book] extras, not with the package
+    import nbformat
+
 
 from .paths import CHECKOUT
 
@@ -158,6 +161,8 @@ def publish(run_dir: Path, dest: Path, data_dir: str | None, notebooks: list[str
     """Write the published copies of ``notebooks`` (names of executed notebooks in ``run_dir``) into ``dest``,
     replacing what it held; returns their paths. Raises ValueError, writing nothing, when a notebook would keep a
     machine path or the set would exceed its size budget."""
+    import nbformat
+
     paths = replacements(data_dir, run_dir)
     cleaned = {}
     for name in notebooks:
