@@ -27,7 +27,8 @@ DISTRIBUTION_OF = {"PIL": "pillow", "sklearn": "scikit-learn"}
 OPTIONAL_IMPORTS = {"jax": ("test", "jax"), "torch": (None, "torch"), "google": (None, "google-colab"),
                     "kagglehub": ("kaggle", "kagglehub"),
                     "papermill": ("run", "papermill"), "nbformat": ("run", "papermill"),
-                    "nbclient": ("run", "papermill"), "jupyter_client": ("run", "papermill")}
+                    "nbclient": ("run", "papermill"), "jupyter_client": ("run", "papermill"),
+                    "myst_nb": ("book", "myst-nb"), "sphinx_book_theme": ("book", "sphinx-book-theme")}
 
 
 def _minimums(requirements: list[str]) -> dict[str, str | None]:
