@@ -183,6 +183,7 @@ def _lock() -> dict[str, str]:
     for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")
+            assert canonicalize_name(name) not in pins, f"{name} is pinned twice in requirements-lock.txt"
             pins[canonicalize_name(name)] = version.strip()
     return pins
 
