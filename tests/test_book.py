@@ -174,6 +174,47 @@ def test_the_book_of_an_instructors_own_run_publishes_its_notebooks(tmp_path):
     assert "Dataset: data/chest_xray" in page and "/home/ada" not in page
 
 
+def test_the_readme_links_each_lessons_executed_page(built):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    index = (built / "index.html").read_text(encoding="utf-8")
+    for name in LESSONS:
+        assert f"]({book.REFERENCE_RUN}/{executed.FOLDER}/{name})" in readme, f"README does not link {name}'s page"
+        assert f'href="lessons/{name.replace(".ipynb", ".html")}"' in index, f"the book's front page: {name}"
+    if PUBLISHED.is_dir():  # on GitHub the link opens the committed notebook, outputs included
+        assert all((PUBLISHED / name).is_file() for name in LESSONS)
+
+
+# --------------------------------------------------------------------------- the GitHub side
+
+def test_the_github_workflow_builds_the_book_with_the_tested_command():
+    """.github/workflows/book.yml publishes what build_book builds here: the same command, the reference run."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["build"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    [command] = [r for r in runs if "workshop_utils book" in r]
+    out = command.split("--out")[1].strip()
+    assert command == f"python -m workshop_utils book {book.REFERENCE_RUN} --out {out}"
+    assert any('-c requirements-lock.txt -e ".[book]"' in r for r in runs)
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    assert upload["with"]["path"] == out
+    assert workflow["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
+
+
+def test_the_issue_template_asks_for_the_lesson_the_cell_the_environment_and_where():
+    import yaml
+
+    form = yaml.safe_load((ROOT / ".github" / "ISSUE_TEMPLATE" / "problem.yml").read_text(encoding="utf-8"))
+    fields = {field["id"]: field for field in form["body"]}
+    assert [o for o in fields["lesson"]["attributes"]["options"] if o[:2].isdigit()] == [
+        name.removesuffix(".ipynb") for name in LESSONS]  # the lessons as they are named now
+    assert "python -m workshop_utils check" in fields["check"]["attributes"]["label"]
+    assert {"Colab", "local (laptop or desktop)"} <= set(fields["where"]["attributes"]["options"])
+    for required in ("lesson", "cell", "where", "check", "what"):
+        assert fields[required]["validations"]["required"], required
+
+
 # --------------------------------------------------------------------------- in a real browser
 
 @pytest.fixture(scope="module")
