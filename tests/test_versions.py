@@ -22,9 +22,9 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 #: Import name -> distribution, where they differ.
 DISTRIBUTION_OF = {"PIL": "pillow", "sklearn": "scikit-learn"}
 #: Third-party modules imported only on one Keras backend or by one optional job: module -> (the extra that
-#: brings it, its distribution). PyTorch (KERAS_BACKEND=torch) is the user's to install; google.colab exists only
-#: on Colab.
-OPTIONAL_IMPORTS = {"jax": ("test", "jax"), "torch": (None, "torch"), "google": (None, "google-colab"),
+#: brings it, its distribution). PyTorch (KERAS_BACKEND=torch) is the user's to install (the test extra brings it
+#: for tests/test_backends.py); google.colab exists only on Colab.
+OPTIONAL_IMPORTS = {"jax": ("test", "jax"), "torch": ("test", "torch"), "google": (None, "google-colab"),
                     "kagglehub": ("kaggle", "kagglehub"),
                     "papermill": ("run", "papermill"), "nbformat": ("run", "papermill"),
                     "nbclient": ("run", "papermill"), "jupyter_client": ("run", "papermill"),

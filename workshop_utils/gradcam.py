@@ -145,8 +145,13 @@ def _gradients(before: Callable, after: Callable, x: np.ndarray,
         import jax
 
         grads = jax.grad(lambda c: _class_scores(after(c), index).sum())(conv)
+    elif backend == "torch":
+        import torch
+
+        conv = conv.detach().requires_grad_(True)
+        grads = torch.autograd.grad(_class_scores(after(conv), index).sum(), conv)[0]
     else:
-        raise NotImplementedError(f"gradcam supports the TensorFlow and JAX backends, not {backend!r}: "
+        raise NotImplementedError(f"gradcam supports the TensorFlow, JAX and PyTorch backends, not {backend!r}: "
                                   "set KERAS_BACKEND=tensorflow.")
     return to_np(conv), to_np(grads)
 
