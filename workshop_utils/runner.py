@@ -441,7 +441,7 @@ def versions() -> dict[str, str]:
     from .check import keras_backend
 
     found = {"keras backend": keras_backend()}
-    for name in ("keras", "tensorflow", "jax", "numpy"):
+    for name in ("keras", "tensorflow", "jax", "torch", "numpy"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
