@@ -71,23 +71,40 @@ def test_a_run_folder_held_by_a_live_process_is_refused_and_freed_when_it_ends(t
 
 
 def test_two_processes_saving_one_model_at_once_both_leave_a_complete_file(tmp_path):
-    """Each save writes its own temporary file: the model file is always whole, whoever renames last."""
+    """Each save writes its own temporary file: the model file is always whole, whoever renames last.
+
+    Process A is held between writing its temporary file and renaming it (as a large model is, on a slow disk)
+    while process B saves the same model file from start to end: with one temporary name for every process
+    (8d06726) B moves A's file away and A fails."""
     target = tmp_path / "models" / "02_baseline_vgg16.keras"
-    start = time.time() + 8  # both import Keras first, then save at the same moment, several times
+    written, done = tmp_path / "a-wrote-its-temporary-file", tmp_path / "b-saved"
     script = textwrap.dedent(f"""
-        import time
+        import sys, time
+        from pathlib import Path
         import keras
         from workshop_utils import saving
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
                                   keras.layers.Dense(2, activation="softmax")])
-        time.sleep(max(0.0, {start} - time.time()))
-        for _ in range(5):
-            saving.save_lesson_model(model, {str(target)!r}, 8, lesson="02_baseline_vgg16")
+        written, done = Path({str(written)!r}), Path({str(done)!r})
+        if sys.argv[1] == "A":
+            save = keras.Model.save
+            def held_save(self, filepath, *args, **kwargs):
+                save(self, filepath, *args, **kwargs)
+                written.touch()
+                while not done.exists():
+                    time.sleep(0.05)
+            keras.Model.save = held_save
+        else:
+            while not written.exists():
+                time.sleep(0.05)
+        saving.save_lesson_model(model, {str(target)!r}, 8, lesson="02_baseline_vgg16")
+        if sys.argv[1] == "B":
+            done.touch()
         print("saved")
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", script, who], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for who in "AB"]
     outs = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     assert all(code == 0 and "saved" in out for code, out, _ in outs), [err[-2000:] for _, _, err in outs]
     from workshop_utils import saving
