@@ -37,7 +37,8 @@ with tempfile.TemporaryDirectory() as tmp:
         seconds[backend] = {name: run["seconds"] for name, run in summary["notebooks"].items()}
         machine, versions = summary["machine"], summary["versions"]
 
-print(f"{machine}; {', '.join(f'{k} {v}' for k, v in versions.items())}")
+versions.pop("keras backend", None)  # each column is its own backend; TensorFlow is installed but blocked on the others
+print(f"{machine}; installed: {', '.join(f'{k} {v}' for k, v in versions.items())}")
 print(f"{'notebook (seconds)':<40}" + "".join(f"{b:>12}" for b in seconds))
 for name in next(iter(seconds.values())):
     print(f"{name:<40}" + "".join(f"{s[name]:>12.0f}" for s in seconds.values()))
