@@ -681,6 +681,13 @@ def test_interrupted_synthetic_generation_is_made_again(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["synthetic"]  # no staging folder left
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT's default action, as a terminal gives it. A test run started in the background by a
+    shell without job control (`cmd &`, nohup) ignores SIGINT, its children inherit that, and Python then never
+    raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_download_says_in_one_line_what_was_kept_and_the_rerun_resumes(server, small_zip, tmp_path):
     """A real SIGINT to the command mid-transfer: no traceback, one line naming the .part file; then resume."""
     buffer = io.BytesIO()
@@ -694,7 +701,8 @@ def test_ctrl_c_during_download_says_in_one_line_what_was_kept_and_the_rerun_res
     folder = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k not in (paths.DATA_DIR_ENV, download.DATA_URL_ENV)}
     proc = subprocess.Popen([sys.executable, "-m", "workshop_utils", "download", "--url", url, "--data-dir",
-                             str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     part = folder / "ChestXRay2017.zip.part"
     deadline = time.time() + 60
     while not (part.exists() and part.stat().st_size > 40_000) and time.time() < deadline and proc.poll() is None:

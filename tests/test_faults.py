@@ -190,7 +190,8 @@ def test_ctrl_c_during_predict_is_one_line_and_exit_130(tmp_path):
     for i in range(1, 4000):  # hard links: 4,000 large images, minutes of decoding, made at once
         os.link(folder / "000.png", folder / f"{i:04d}.png")
     proc = subprocess.Popen([sys.executable, "-m", "workshop_utils", "predict", str(model), str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
     reader.start()
