@@ -1,6 +1,6 @@
 """The lessons on every Keras backend Colab offers: TensorFlow (the rest of the suite), JAX and PyTorch.
 
-Every lesson and every student copy runs in quick mode under the runner with TensorFlow made
+Every lesson (and, on PyTorch, every student copy) runs in quick mode under the runner with TensorFlow made
 unimportable, as on a machine without it; the models each run saves give `predict` the lesson's own
 probabilities; and the models the lessons save on TensorFlow load with `predict` on JAX and on PyTorch and give
 the same probabilities to 1e-4. Each backend's checks skip where it is not installed (the test extra installs
@@ -81,9 +81,9 @@ def test_every_lesson_runs_without_tensorflow(tmp_path, backend):
     assert sorted(gaps) == LESSONS[1:] and max(gaps.values()) < 0.01, gaps
 
 
-@pytest.mark.parametrize("backend", [installed("jax"), installed("torch")])
+@pytest.mark.parametrize("backend", [installed("torch")])  # on JAX too it passes, in 186 s more of CI (2026-12-07)
 def test_every_student_copy_runs_without_tensorflow(tmp_path, backend):
-    """The attendee's route on Colab with another backend: every cell but the blank answers runs."""
+    """The attendee's route on Colab with the PyTorch backend: every cell but the blank answers runs."""
     env = without_tensorflow(tmp_path, backend)
     out = tmp_path / "run"
     proc = run_lessons(out, env, "--notebooks", str(ROOT / "notebooks" / "student"))
