@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from helpers_data import (KAGGLE, MENDELEY, no_network, read_only, release_members, tree_members,  # noqa: F401
                           unreadable, zip_bytes)
+from helpers_processes import ctrl_c_as_in_a_terminal
 
 from workshop_utils import cli, dataset, download, paths, runner
 from workshop_utils.dataset import DatasetIncompleteError, DatasetNotFoundError
@@ -679,13 +680,6 @@ def test_interrupted_synthetic_generation_is_made_again(tmp_path, monkeypatch):
     root = locate_dataset("synthetic")
     assert root == half and dataset.count_images(root) == DEFAULT_COUNTS
     assert [p.name for p in (tmp_path / "cache").iterdir()] == ["synthetic"]  # no staging folder left
-
-
-def ctrl_c_as_in_a_terminal() -> None:
-    """In the child: SIGINT's default action, as a terminal gives it. A test run started in the background by a
-    shell without job control (`cmd &`, nohup) ignores SIGINT, its children inherit that, and Python then never
-    raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_during_download_says_in_one_line_what_was_kept_and_the_rerun_resumes(server, small_zip, tmp_path):

@@ -178,6 +178,7 @@ def test_ctrl_c_during_predict_is_one_line_and_exit_130(tmp_path):
     import signal
 
     from helpers_models import small_cnn
+    from helpers_processes import ctrl_c_as_in_a_terminal
     from PIL import Image
 
     from workshop_utils import cli, saving
@@ -191,7 +192,7 @@ def test_ctrl_c_during_predict_is_one_line_and_exit_130(tmp_path):
         os.link(folder / "000.png", folder / f"{i:04d}.png")
     proc = subprocess.Popen([sys.executable, "-m", "workshop_utils", "predict", str(model), str(folder)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
     reader.start()
