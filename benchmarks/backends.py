@@ -3,8 +3,8 @@ backend Colab offers, one after the other in one run, each from an empty cache a
 others (as on a machine without it), then seconds per lesson and each backend's total as a ratio of TensorFlow's.
 
 Usage: python benchmarks/backends.py [--backends tensorflow jax torch]
-Quick mode is CI's smoke test, not the workshop: small images and few epochs, so start-up and compilation weigh
-more than in a full run. Run it alone on the machine: anything else sharing the CPU inflates the times.
+Quick mode is CI's smoke test, not the workshop (64-px images, 2 epochs, a small subset): the times say little about
+training speed at full settings. Run it alone on the machine: anything else sharing the CPU inflates the times.
 """
 import argparse
 import json
