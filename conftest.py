@@ -52,7 +52,7 @@ class QuickNotebook(IPyNbFile):
 
 
 #: Tests that compare their runs with the lessons' nbval run, so they run after the notebooks.
-AFTER_THE_NOTEBOOKS = ("tests/test_dataset_shift.py", "tests/test_reproducibility.py")
+AFTER_THE_NOTEBOOKS = ("tests/test_backends.py", "tests/test_dataset_shift.py", "tests/test_reproducibility.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
